@@ -1,0 +1,139 @@
+package extproc
+
+import (
+	"context"
+	"io"
+	"sync"
+	"testing"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/switchyard-llm/switchyard/internal/config"
+	"github.com/switchyard-llm/switchyard/internal/route"
+	"github.com/switchyard-llm/switchyard/internal/telemetry"
+)
+
+// fakeStream is an in-memory ExternalProcessor_ProcessServer: Recv returns
+// the scripted requests then io.EOF (Envoy's graceful close), Send records.
+type fakeStream struct {
+	grpc.ServerStream
+	ctx  context.Context
+	reqs []*extprocv3.ProcessingRequest
+	i    int
+	mu   sync.Mutex
+	sent []*extprocv3.ProcessingResponse
+}
+
+func newFakeStream(ctx context.Context, reqs ...*extprocv3.ProcessingRequest) *fakeStream {
+	return &fakeStream{ctx: ctx, reqs: reqs}
+}
+
+func (f *fakeStream) Context() context.Context     { return f.ctx }
+func (f *fakeStream) SetHeader(metadata.MD) error  { return nil }
+func (f *fakeStream) SendHeader(metadata.MD) error { return nil }
+func (f *fakeStream) SetTrailer(metadata.MD)       {}
+
+func (f *fakeStream) Recv() (*extprocv3.ProcessingRequest, error) {
+	if err := f.ctx.Err(); err != nil {
+		return nil, err
+	}
+	if f.i >= len(f.reqs) {
+		return nil, io.EOF
+	}
+	r := f.reqs[f.i]
+	f.i++
+	return r, nil
+}
+
+func (f *fakeStream) Send(r *extprocv3.ProcessingResponse) error {
+	f.mu.Lock()
+	f.sent = append(f.sent, r)
+	f.mu.Unlock()
+	return nil
+}
+
+// reset rewinds the stream for reuse in benchmarks.
+func (f *fakeStream) reset() { f.i = 0; f.sent = f.sent[:0] }
+
+// Envoy-shaped messages (envoy-ext-proc.md §1.2: lower-case keys, pseudo
+// headers included, values in raw_value).
+func reqHeaders(eos bool, kv ...string) *extprocv3.ProcessingRequest {
+	hs := make([]*corev3.HeaderValue, 0, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		hs = append(hs, &corev3.HeaderValue{Key: kv[i], RawValue: []byte(kv[i+1])})
+	}
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{
+		RequestHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: hs}, EndOfStream: eos}}}
+}
+
+func chatHeaders(extra ...string) *extprocv3.ProcessingRequest {
+	kv := append([]string{":method", "POST", ":path", "/v1/chat/completions", ":authority", "llm.example",
+		":scheme", "https", "content-type", "application/json"}, extra...)
+	return reqHeaders(false, kv...)
+}
+
+func reqBody(body string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{
+		RequestBody: &extprocv3.HttpBody{Body: []byte(body), EndOfStream: true}}}
+}
+
+func respHeaders(status string) *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_ResponseHeaders{
+		ResponseHeaders: &extprocv3.HttpHeaders{Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: ":status", RawValue: []byte(status)}, {Key: "content-type", RawValue: []byte("application/json")}}}}}}
+}
+
+// testRouter builds the real pipeline (signals, shipped policies) from the
+// embedded default config, edited by mutate.
+func testRouter(t testing.TB, mutate func(*config.Config)) *route.Router {
+	t.Helper()
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	snap, err := config.Compile(cfg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := route.Build(context.Background(), snap, zap.NewNop(), telemetry.NewMetrics())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	return rt
+}
+
+// run processes one scripted stream and returns what was sent.
+func run(t testing.TB, s *Server, reqs ...*extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
+	t.Helper()
+	fs := newFakeStream(context.Background(), reqs...)
+	if err := s.Process(fs); err != nil {
+		t.Fatalf("Process: %v", err)
+	}
+	return fs.sent
+}
+
+// setHeaders returns the header mutation's sets as a map, failing the test
+// if any set uses value instead of raw_value (Envoy would write an empty
+// header, §2) or sets append.
+func setHeaders(t testing.TB, m *extprocv3.HeaderMutation) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, h := range m.GetSetHeaders() {
+		if h.GetHeader().GetValue() != "" {
+			t.Errorf("header %s set via value, not raw_value", h.GetHeader().GetKey())
+		}
+		if h.GetAppend().GetValue() {
+			t.Errorf("header %s appended instead of overwritten", h.GetHeader().GetKey())
+		}
+		out[h.GetHeader().GetKey()] = string(h.GetHeader().GetRawValue())
+	}
+	return out
+}

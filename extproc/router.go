@@ -1,0 +1,203 @@
+package extproc
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/switchyard-llm/switchyard/internal/config"
+	"github.com/switchyard-llm/switchyard/internal/openai"
+	"github.com/switchyard-llm/switchyard/internal/route"
+	"github.com/switchyard-llm/switchyard/internal/telemetry"
+)
+
+// routerProc is the router role: the downstream ext_proc filter that sees the
+// client's request (headers SEND, body BUFFERED) and chooses the target.
+type routerProc struct {
+	ctx     context.Context
+	rt      *route.Router
+	log     *zap.Logger
+	metrics *telemetry.Metrics
+	id      string
+
+	req      route.Request
+	spoofed  []string // client-supplied x-switchyard-* headers, removed
+	decision *route.Decision
+	acct     accounting
+}
+
+func newRouterProc(ctx context.Context, rt *route.Router, log *zap.Logger, m *telemetry.Metrics, id string) *routerProc {
+	return &routerProc{ctx: ctx, rt: rt, log: log, metrics: m, id: id}
+}
+
+func (p *routerProc) role() string       { return "router" }
+func (p *routerProc) decisionID() string { return p.id }
+
+func (p *routerProc) cfg() *config.Config { return p.rt.Snapshot().Config }
+
+// requestHeaders records the headers, enforces header limits and removes
+// client-supplied x-switchyard-* headers so nobody can pick their own target.
+func (p *routerProc) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+	limits := p.cfg().Server.Limits
+	hv := h.GetHeaders().GetHeaders()
+	if len(hv) > limits.MaxHeaders {
+		p.metrics.Rejections.WithLabelValues("too_many_headers").Inc()
+		return errorResponse(431, openai.TypeInvalidRequest, "too_many_headers",
+			"the request has "+itoa(len(hv))+" headers; the limit is "+itoa(limits.MaxHeaders), p.id, nil), nil
+	}
+	size := 0
+	p.req.Headers = make([]route.Header, 0, len(hv))
+	for _, hdr := range hv {
+		key, val := strings.ToLower(hdr.GetKey()), headerValue(hdr)
+		size += len(key) + len(val)
+		switch {
+		case key == ":method":
+			p.req.Method = val
+		case key == ":path":
+			p.req.Path = val
+		case strings.HasPrefix(key, route.HeaderPrefix):
+			p.spoofed = append(p.spoofed, key)
+			continue
+		}
+		p.req.Headers = append(p.req.Headers, route.Header{Key: key, Value: val})
+	}
+	if size > limits.MaxHeaderBytes {
+		p.metrics.Rejections.WithLabelValues("headers_too_large").Inc()
+		return errorResponse(431, openai.TypeInvalidRequest, "headers_too_large",
+			"the request headers are "+itoa(size)+" bytes; the limit is "+itoa(limits.MaxHeaderBytes), p.id, nil), nil
+	}
+	if h.GetEndOfStream() {
+		// No body (GET /v1/models and the like): route to the default target now.
+		p.req.NoBody = true
+		return p.decide(true)
+	}
+	var common *extprocv3.CommonResponse
+	if len(p.spoofed) > 0 {
+		common = &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: p.spoofed}}
+	}
+	return continueHeaders(true, common), nil
+}
+
+// requestBody decides on the buffered body.
+func (p *routerProc) requestBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+	if p.decision != nil {
+		// A second body message means the filter is not in BUFFERED mode;
+		// the decision is made, let the rest through.
+		return continueBody(true, nil), nil
+	}
+	p.req.Body = b.GetBody()
+	return p.decide(false)
+}
+
+// decide runs the pipeline and answers with the route (header mutation plus
+// clear_route_cache in the same CommonResponse, §4) or an immediate error.
+func (p *routerProc) decide(inHeaders bool) (*extprocv3.ProcessingResponse, error) {
+	d := p.rt.Decide(p.ctx, &p.req, p.id)
+	p.decision = d
+	md := decisionMetadata(d)
+	if !d.Allowed() {
+		return errorResponse(d.Status, d.ErrType, d.Code, d.Message, d.ID, md), nil
+	}
+	set := make([]*corev3.HeaderValueOption, 0, 6+len(d.Headers))
+	set = append(set,
+		setHeader(route.HeaderTarget, d.Target),
+		setHeader(route.HeaderDecision, d.ID),
+		setHeader(route.HeaderReason, d.Reason),
+		// For the upstream role, which keeps no state from this stream.
+		setHeader(headerOriginalPath, p.req.Path),
+		setHeader(headerStream, strconv.FormatBool(d.Stream)),
+	)
+	if d.Tier != "" {
+		set = append(set, setHeader(route.HeaderTier, d.Tier))
+	}
+	for k, v := range d.Headers {
+		set = append(set, setHeader(k, v))
+	}
+	common := &extprocv3.CommonResponse{
+		HeaderMutation:  &extprocv3.HeaderMutation{SetHeaders: set, RemoveHeaders: p.spoofed},
+		ClearRouteCache: true,
+	}
+	if body, ok := p.forceUsage(d); ok && !inHeaders {
+		// BUFFERED: the header mutation in this response is applied before
+		// Envoy checks content-length against the new body (§3).
+		common.HeaderMutation.SetHeaders = append(common.HeaderMutation.SetHeaders, setHeader("content-length", strconv.Itoa(len(body))))
+		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}
+	}
+	resp := continueBody(true, common)
+	if inHeaders {
+		resp = continueHeaders(true, common)
+	}
+	resp.DynamicMetadata = md
+	return resp, nil
+}
+
+// responseHeaders tells the client where its request went and starts
+// accounting for the response.
+func (p *routerProc) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.ProcessingResponse, error) {
+	d := p.decision
+	if d == nil || !d.Allowed() {
+		return continueHeaders(false, nil), nil
+	}
+	mode := p.startResponse(h)
+	set := []*corev3.HeaderValueOption{
+		setHeader(route.HeaderTarget, d.Target),
+		setHeader(route.HeaderDecision, d.ID),
+	}
+	if d.Tier != "" {
+		set = append(set, setHeader(route.HeaderTier, d.Tier))
+	}
+	resp := continueHeaders(false, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: set}})
+	resp.ModeOverride = mode
+	return resp, nil
+}
+
+func (p *routerProc) responseBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
+	if p.decision == nil {
+		return continueBody(false, nil), nil
+	}
+	return p.responseChunk(b), nil
+}
+
+// failure answers after a panic: closed → 500, open → let the request through.
+func (p *routerProc) failure(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse {
+	if p.cfg().Server.FailureMode == config.FailOpen {
+		return continueFor(req)
+	}
+	return internalError(p.id)
+}
+
+// decisionMetadata is written to the switchyard dynamic-metadata namespace
+// for Envoy access logs. It carries no prompt text and no header values.
+func decisionMetadata(d *route.Decision) *structpb.Struct {
+	f := map[string]*structpb.Value{
+		"decision_id": strValue(d.ID),
+		"outcome":     strValue(d.Outcome),
+		"reason":      strValue(d.Reason),
+	}
+	if d.Target != "" {
+		f["target"] = strValue(d.Target)
+		f["tier"] = strValue(d.Tier)
+		f["model"] = strValue(d.Model)
+	}
+	if d.Status != 0 {
+		f["status"] = numValue(float64(d.Status))
+	}
+	if d.Signals.Classifier != "" {
+		f["intent"] = strValue(d.Signals.Intent)
+		f["complexity"] = numValue(d.Signals.Complexity)
+	}
+	if d.PolicyRevision != "" {
+		f["policy_revision"] = strValue(d.PolicyRevision)
+	}
+	if d.Request.Tenant != "" {
+		f["tenant"] = strValue(d.Request.Tenant)
+	}
+	f["decision_us"] = numValue(float64(d.Durations.Total.Microseconds()))
+	f["stream"] = boolValue(d.Stream)
+	return namespaced(f)
+}

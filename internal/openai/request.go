@@ -1,0 +1,253 @@
+// Package openai reads and rewrites OpenAI-compatible request and response
+// bodies without unmarshalling them: a gjson view over the raw bytes, sjson
+// rewrites, usage parsing, an incremental SSE scanner and OpenAI-style error
+// bodies.
+package openai
+
+import (
+	"errors"
+
+	"github.com/tidwall/gjson"
+)
+
+// Shape is the API a request body belongs to, told by its path.
+type Shape int
+
+// Shapes of request bodies.
+const (
+	ShapeUnknown     Shape = iota
+	ShapeChat              // /v1/chat/completions
+	ShapeCompletions       // /v1/completions
+	ShapeEmbeddings        // /v1/embeddings
+	ShapeResponses         // /v1/responses
+)
+
+func (s Shape) String() string {
+	switch s {
+	case ShapeChat:
+		return "chat"
+	case ShapeCompletions:
+		return "completions"
+	case ShapeEmbeddings:
+		return "embeddings"
+	case ShapeResponses:
+		return "responses"
+	}
+	return "unknown"
+}
+
+// ShapeOf tells the API from a request path (query string ignored).
+func ShapeOf(path string) Shape {
+	for i := 0; i < len(path); i++ {
+		if path[i] == '?' {
+			path = path[:i]
+			break
+		}
+	}
+	switch {
+	case hasSuffix(path, "/chat/completions"):
+		return ShapeChat
+	case hasSuffix(path, "/completions"):
+		return ShapeCompletions
+	case hasSuffix(path, "/embeddings"):
+		return ShapeEmbeddings
+	case hasSuffix(path, "/responses"):
+		return ShapeResponses
+	}
+	return ShapeUnknown
+}
+
+func hasSuffix(s, suf string) bool { return len(s) >= len(suf) && s[len(s)-len(suf):] == suf }
+
+// Errors returned by Parse.
+var (
+	ErrEmptyBody  = errors.New("request body is empty")
+	ErrNotJSON    = errors.New("request body is not valid JSON")
+	ErrNotObject  = errors.New("request body must be a JSON object")
+	ErrTooDeep    = errors.New("request body nests JSON too deeply")
+	ErrBadModel   = errors.New(`"model" must be a string`)
+	ErrBadMessage = errors.New(`"messages" must be an array of objects`)
+)
+
+// Request is a read-only view over a request body. It holds the body bytes
+// and a few fields read eagerly; everything else is read on demand with
+// gjson. The body must not be modified while the view is in use.
+type Request struct {
+	Body  []byte
+	Shape Shape
+
+	Model     string
+	Stream    bool
+	MaxTokens int64 // max_tokens, max_completion_tokens or max_output_tokens; 0 if absent
+	User      string
+	HasTools  bool
+	// ResponseFormat is the response_format.type ("json_object",
+	// "json_schema", "text"; "" when absent). For the responses API it is
+	// read from text.format.type.
+	ResponseFormat string
+	// IncludeUsage is stream_options.include_usage.
+	IncludeUsage bool
+	// MessageCount is the number of chat messages (or responses input items).
+	MessageCount int
+}
+
+// Parse validates that body is a JSON object within maxDepth nesting levels
+// and reads the routing fields. It does not unmarshal the body.
+func Parse(body []byte, shape Shape, maxDepth int) (*Request, error) {
+	r := &Request{}
+	return r, r.Reset(body, shape, maxDepth)
+}
+
+// Reset re-points r at a new body, for reuse without allocation.
+func (r *Request) Reset(body []byte, shape Shape, maxDepth int) error {
+	*r = Request{Body: body, Shape: shape}
+	if len(body) == 0 {
+		return ErrEmptyBody
+	}
+	if err := checkJSON(body, maxDepth); err != nil {
+		return err
+	}
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return ErrNotObject
+	}
+	var perr error
+	root.ForEach(func(key, v gjson.Result) bool {
+		switch key.Str {
+		case "model":
+			if v.Type != gjson.String {
+				perr = ErrBadModel
+				return false
+			}
+			r.Model = v.Str
+		case "stream":
+			r.Stream = v.Type == gjson.True
+		case "max_tokens", "max_completion_tokens", "max_output_tokens":
+			if v.Type == gjson.Number && v.Int() > r.MaxTokens {
+				r.MaxTokens = v.Int()
+			}
+		case "user":
+			if v.Type == gjson.String {
+				r.User = v.Str
+			}
+		case "tools", "functions":
+			r.HasTools = r.HasTools || (v.IsArray() && len(v.Raw) > 2)
+		case "response_format":
+			r.ResponseFormat = v.Get("type").Str
+		case "text":
+			if shape == ShapeResponses {
+				r.ResponseFormat = v.Get("format.type").Str
+			}
+		case "stream_options":
+			r.IncludeUsage = v.Get("include_usage").Type == gjson.True
+		case "messages":
+			if !v.IsArray() {
+				perr = ErrBadMessage
+				return false
+			}
+			r.MessageCount = countArray(v)
+		case "input":
+			if shape == ShapeResponses && v.IsArray() {
+				r.MessageCount = countArray(v)
+			} else if shape == ShapeResponses {
+				r.MessageCount = 1
+			}
+		}
+		return true
+	})
+	return perr
+}
+
+func countArray(v gjson.Result) int {
+	n := 0
+	v.ForEach(func(_, _ gjson.Result) bool { n++; return true })
+	return n
+}
+
+// Get reads any field with a gjson path.
+func (r *Request) Get(path string) gjson.Result { return gjson.GetBytes(r.Body, path) }
+
+// Messages calls fn for each chat message (or responses input item) with its
+// role and a view of its content; fn returns false to stop.
+func (r *Request) Messages(fn func(role string, content gjson.Result) bool) {
+	key := "messages"
+	if r.Shape == ShapeResponses {
+		key = "input"
+	}
+	v := gjson.GetBytes(r.Body, key)
+	if v.Type == gjson.String { // responses API: "input": "text"
+		fn("user", v)
+		return
+	}
+	v.ForEach(func(_, m gjson.Result) bool {
+		return fn(m.Get("role").Str, m.Get("content"))
+	})
+}
+
+// ContentText calls fn with each text part of a message content: the string
+// itself, or the "text" of {"type":"text"|"input_text"|"output_text"} parts.
+// It returns the number of non-text parts (images, audio, files) skipped.
+func ContentText(content gjson.Result, fn func(text string)) (skipped int) {
+	switch {
+	case content.Type == gjson.String:
+		fn(content.Str)
+	case content.IsArray():
+		content.ForEach(func(_, part gjson.Result) bool {
+			if part.Type == gjson.String {
+				fn(part.Str)
+				return true
+			}
+			switch part.Get("type").Str {
+			case "text", "input_text", "output_text":
+				fn(part.Get("text").Str)
+			default:
+				skipped++
+			}
+			return true
+		})
+	}
+	return skipped
+}
+
+// Prompt returns the prompt of a completions request (string or first element of an array).
+func (r *Request) Prompt() string {
+	v := gjson.GetBytes(r.Body, "prompt")
+	if v.IsArray() {
+		return v.Get("0").Str
+	}
+	return v.Str
+}
+
+// checkJSON validates body as JSON and bounds its nesting depth in one pass
+// without allocating. gjson.ValidBytes does not bound depth, and a deeply
+// nested body is a cheap way to make later readers recurse.
+func checkJSON(body []byte, maxDepth int) error {
+	if !gjson.ValidBytes(body) {
+		return ErrNotJSON
+	}
+	depth, inStr := 0, false
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if inStr {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inStr = true
+		case '{', '[':
+			depth++
+			if depth > maxDepth {
+				return ErrTooDeep
+			}
+		case '}', ']':
+			depth--
+		}
+	}
+	return nil
+}

@@ -1,0 +1,215 @@
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/switchyard-llm/switchyard/internal/config"
+	"github.com/switchyard-llm/switchyard/internal/openai"
+	"github.com/switchyard-llm/switchyard/internal/policy"
+	"github.com/switchyard-llm/switchyard/internal/signals"
+	"github.com/switchyard-llm/switchyard/internal/telemetry"
+)
+
+// fixedSignals reports the same signals for every request, to test the
+// routing table apart from the classifiers.
+type fixedSignals struct{ s signals.Signals }
+
+func (f fixedSignals) Compute(_ context.Context, _ *openai.Request, out *signals.Signals) error {
+	*out = f.s
+	return nil
+}
+func (fixedSignals) Close() {}
+
+// scriptedPolicy returns a fixed decision or error and records its input.
+type scriptedPolicy struct {
+	dec policy.Decision
+	err error
+	in  *policy.Input
+}
+
+func (p *scriptedPolicy) Eval(_ context.Context, in *policy.Input) (policy.Decision, error) {
+	p.in = in
+	if p.err != nil {
+		return policy.Decision{}, p.err
+	}
+	d := p.dec
+	if d.Allow && d.Target == "" {
+		d.Target = in.Proposal.Target
+	}
+	return d, nil
+}
+func (*scriptedPolicy) Revision() string { return "test" }
+
+func testSnap(t *testing.T, mutate func(*config.Config)) *config.Snapshot {
+	t.Helper()
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mutate != nil {
+		mutate(cfg)
+	}
+	s, err := config.Compile(cfg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func chat(model string) *Request {
+	return &Request{Method: "POST", Path: "/v1/chat/completions",
+		Headers: []Header{{"content-type", "application/json"}},
+		Body:    []byte(`{"model":"` + model + `","messages":[{"role":"user","content":"x"}]}`)}
+}
+
+func TestRoutingTableOrder(t *testing.T) {
+	tests := []struct {
+		name, model string
+		sig         signals.Signals
+		target      string
+		reason      string
+	}{
+		{"pinned target wins over signals", "reasoning", signals.Signals{Intent: "legal", IntentConfidence: 0.9}, "reasoning", "model"},
+		{"pinned upstream model id", "gpt-4o-mini", signals.Signals{Intent: "code"}, "fast", "model"},
+		{"keyword rule with a target", "auto", signals.Signals{Keywords: []string{"confidential"}, Intent: "code"}, "onprem", "keyword:confidential"},
+		{"intent table", "auto", signals.Signals{Intent: "code", IntentConfidence: 0.8}, "reasoning", "intent:code"},
+		{"intent not in table falls to complexity", "auto", signals.Signals{Intent: "summarize", Complexity: 0.9}, "reasoning", "complexity"},
+		{"unknown intent, low complexity: default", "auto", signals.Signals{Intent: signals.UnknownIntent, Complexity: 0.2}, "fast", "default"},
+		{"complexity at the threshold is not above it", "auto", signals.Signals{Complexity: 0.7}, "fast", "default"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pol := &scriptedPolicy{dec: policy.Decision{Allow: true}}
+			r, err := New(testSnap(t, nil), Deps{Signals: fixedSignals{tt.sig}, Policy: pol})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := r.Decide(context.Background(), chat(tt.model), "id")
+			if d.Outcome != OutcomeRouted || d.Target != tt.target || d.Reason != tt.reason {
+				t.Errorf("got %s %s %q, want routed %s %q", d.Outcome, d.Target, d.Reason, tt.target, tt.reason)
+			}
+			if pol.in.Proposal.Target != tt.target || pol.in.Proposal.Tier == "" {
+				t.Errorf("policy saw proposal %+v", pol.in.Proposal)
+			}
+		})
+	}
+}
+
+func TestPolicyOutcomes(t *testing.T) {
+	tests := []struct {
+		name     string
+		mode     string
+		dec      policy.Decision
+		err      error
+		outcome  string
+		status   int
+		code     string
+		target   string
+		errCount string
+	}{
+		{"deny default status", config.FailClosed, policy.Decision{Allow: false, Reason: "secret_detected"}, nil, OutcomeDenied, 403, "secret_detected", "", ""},
+		{"deny with status", config.FailClosed, policy.Decision{Allow: false, Reason: "max_tokens_exceeded", Status: 400}, nil, OutcomeDenied, 400, "max_tokens_exceeded", "", ""},
+		{"policy moves target", config.FailClosed, policy.Decision{Allow: true, Target: "onprem", Reason: "pii_onprem"}, nil, OutcomeRouted, 0, "", "onprem", ""},
+		{"unknown target closed", config.FailClosed, policy.Decision{Allow: true, Target: "nowhere"}, nil, OutcomeError, 503, "policy_unavailable", "", "unknown_target"},
+		{"unknown target open", config.FailOpen, policy.Decision{Allow: true, Target: "nowhere"}, nil, OutcomeRouted, 0, "", "fast", "unknown_target"},
+		{"undefined closed", config.FailClosed, policy.Decision{}, policy.ErrUndefined, OutcomeError, 503, "policy_unavailable", "", "undefined"},
+		{"undefined open", config.FailOpen, policy.Decision{}, policy.ErrUndefined, OutcomeRouted, 0, "", "fast", "undefined"},
+		{"timeout closed", config.FailClosed, policy.Decision{}, fmt.Errorf("eval: %w", policy.ErrTimeout), OutcomeError, 503, "policy_unavailable", "", "timeout"},
+		{"error open", config.FailOpen, policy.Decision{}, errors.New("rego: conflict"), OutcomeRouted, 0, "", "fast", "error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := telemetry.NewMetrics()
+			snap := testSnap(t, func(c *config.Config) { c.Server.FailureMode = tt.mode })
+			r, err := New(snap, Deps{Signals: fixedSignals{signals.Signals{Complexity: 0.1}}, Policy: &scriptedPolicy{dec: tt.dec, err: tt.err}, Metrics: m})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := r.Decide(context.Background(), chat("auto"), "id")
+			if d.Outcome != tt.outcome || d.Status != tt.status || d.Code != tt.code || d.Target != tt.target {
+				t.Errorf("got outcome=%s status=%d code=%s target=%s", d.Outcome, d.Status, d.Code, d.Target)
+			}
+			if tt.errCount != "" {
+				if n := counter(t, m, "switchyard_policy_errors_total", tt.errCount); n != 1 {
+					t.Errorf("policy error %s counted %v times", tt.errCount, n)
+				}
+			}
+		})
+	}
+}
+
+// Secrets never reach the policy input.
+func TestPolicyInputRedactsSecrets(t *testing.T) {
+	pol := &scriptedPolicy{dec: policy.Decision{Allow: true}}
+	snap := testSnap(t, func(c *config.Config) { c.Policy.SecretHeaders = []string{"x-internal-token"} })
+	r, err := New(snap, Deps{Signals: fixedSignals{}, Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := chat("auto")
+	q.Headers = append(q.Headers,
+		Header{"authorization", "Bearer sk-secret"}, Header{"cookie", "s=1"}, Header{"x-api-key", "k"},
+		Header{"proxy-authorization", "p"}, Header{"x-internal-token", "t"}, Header{"x-tenant-id", "acme"},
+		Header{":authority", "llm.example"})
+	r.Decide(context.Background(), q, "id")
+	h := pol.in.Request.Headers
+	for _, k := range []string{"authorization", "cookie", "x-api-key", "proxy-authorization", "x-internal-token", ":authority"} {
+		if _, ok := h[k]; ok {
+			t.Errorf("header %s reached the policy input", k)
+		}
+	}
+	if pol.in.Request.Tenant != "acme" || h["content-type"] != "application/json" {
+		t.Errorf("request input = %+v", pol.in.Request)
+	}
+}
+
+func TestPolicyHeadersFiltered(t *testing.T) {
+	got := filterPolicyHeaders(map[string]string{
+		"x-switchyard-policy": "pii", "X-Switchyard-Note": "ok", "authorization": "no",
+		"x-switchyard-target": "spoof", "x-switchyard-bad": "a\nb",
+	})
+	if len(got) != 2 || got["x-switchyard-policy"] != "pii" || got["x-switchyard-note"] != "ok" {
+		t.Errorf("filtered = %v", got)
+	}
+}
+
+func TestDecompressBounded(t *testing.T) {
+	if _, err := decompress("zstd", nil, 10); !errors.Is(err, errUnknownEncoding) {
+		t.Errorf("zstd: %v", err)
+	}
+	bomb := gzipOf(t, make([]byte, 1<<20)) // 1 MiB of zeros compresses to ~1 KiB
+	if len(bomb) > 4096 {
+		t.Fatalf("bomb is %d bytes", len(bomb))
+	}
+	if _, err := decompress("gzip", bomb, 64<<10); !errors.Is(err, errTooLarge) {
+		t.Errorf("bomb: err = %v, want errTooLarge", err)
+	}
+	out, err := decompress("gzip", bomb, 2<<20)
+	if err != nil || len(out) != 1<<20 {
+		t.Errorf("within limit: %d %v", len(out), err)
+	}
+}
+
+func counter(t *testing.T, m *telemetry.Metrics, name, label string) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetValue() == label {
+					return mt.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
