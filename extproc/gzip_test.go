@@ -3,6 +3,7 @@ package extproc
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"testing"
 )
 
@@ -18,3 +19,5 @@ func gzipBytes(t *testing.T, s string) []byte {
 	}
 	return b.Bytes()
 }
+
+func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

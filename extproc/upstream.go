@@ -25,6 +25,7 @@ import (
 const (
 	attrsKey         = "envoy.filters.http.ext_proc"
 	attrHostMetadata = "xds.upstream_host_metadata"
+	attrHostModel    = "xds.upstream_host_metadata.filter_metadata['switchyard']['model']"
 	attrClusterName  = "xds.cluster_name"
 	clusterPrefix    = "target-"
 )
@@ -67,19 +68,26 @@ func (p *upstreamProc) decisionID() string { return p.decision }
 
 // resolve finds the model of the chosen host and its target from the
 // attributes. Envoy renders a Metadata-typed CEL value as its protobuf text
-// format in a string Value (ai-gateway parses it with prototext); a Struct
-// value is accepted too.
+// format in a string Value (ai-gateway parses it with prototext); the leaf
+// attribute for the model key (a plain string) and a Struct value are
+// accepted too.
 func (p *upstreamProc) resolve(attrs *structpb.Struct) {
 	snap := p.rt.Snapshot()
 	f := attrs.GetFields()
-	name := ""
+	name := f[attrHostModel].GetStringValue() // a leaf attribute arrives as a plain string
 	switch v := f[attrHostMetadata].GetKind().(type) {
 	case *structpb.Value_StringValue:
+		if name != "" {
+			break
+		}
 		var md corev3.Metadata
 		if err := prototext.Unmarshal([]byte(v.StringValue), &md); err == nil {
 			name = md.GetFilterMetadata()[MetadataNamespace].GetFields()["model"].GetStringValue()
 		}
 	case *structpb.Value_StructValue:
+		if name != "" {
+			break
+		}
 		fm := v.StructValue.GetFields()["filter_metadata"].GetStructValue()
 		if fm == nil {
 			fm = v.StructValue.GetFields()["filterMetadata"].GetStructValue()
