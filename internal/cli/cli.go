@@ -37,10 +37,13 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":       {"run the ext_proc server (embedded defaults without --config)", runServe},
-		"validate":    {"check a config file (and its policies) and report every problem with file:line", runValidate},
-		"version":     {"print the version", runVersion},
-		"policy test": {"run Rego unit tests like `opa test` (the shipped policies without DIR)", runPolicyTest},
+		"serve":        {"run the ext_proc server (embedded defaults without --config)", runServe},
+		"validate":     {"check a config file (and its policies) and report every problem with file:line", runValidate},
+		"explain":      {"show the signals, policy input, proposal, decision and fired rules for one request body", runExplain},
+		"replay":       {"route a JSONL traffic log offline: where each request goes and what it would cost", runReplay},
+		"envoy-config": {"generate the Envoy bootstrap (or --istio manifests) from a config, validated with go-control-plane", runEnvoyConfig},
+		"policy test":  {"run Rego unit tests like `opa test` (the shipped policies without DIR)", runPolicyTest},
+		"version":      {"print the version", runVersion},
 	}
 }
 
