@@ -257,4 +257,3 @@ func TestEnvoyConfigAndExplain(t *testing.T) {
 		t.Error("explain output leaks a secret or the card number")
 	}
 }
-
