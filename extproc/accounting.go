@@ -31,6 +31,7 @@ type accounting struct {
 	content  []byte // streamed delta text, to estimate output tokens when no usage comes
 	outBuf   []byte
 	done     bool
+	encoding string // content-encoding of the answer
 }
 
 // forceUsage rewrites a streaming request so the provider reports usage in
@@ -64,6 +65,8 @@ func (p *routerProc) startResponse(h *extprocv3.HttpHeaders) *filterprocv3.Proce
 			a.model = headerValue(hv)
 		case "content-type":
 			ct = strings.ToLower(headerValue(hv))
+		case "content-encoding":
+			a.encoding = strings.ToLower(strings.TrimSpace(headerValue(hv)))
 		}
 	}
 	if a.model == "" {
@@ -90,6 +93,13 @@ func (p *routerProc) responseChunk(b *extprocv3.HttpBody) *extprocv3.ProcessingR
 	}
 	body, eos := b.GetBody(), b.GetEndOfStream()
 	if !a.stream {
+		if a.encoding != "" && a.encoding != "identity" {
+			// A compressed answer (the client sent accept-encoding): read
+			// usage from a bounded decoded copy; the client gets the bytes as sent.
+			if dec, err := route.Decompress(a.encoding, body, p.cfg().Server.Content.MaxDecodedBytes); err == nil {
+				body = dec
+			}
+		}
 		a.usage, a.gotUsage = openai.ParseUsage(body)
 		if !a.gotUsage {
 			a.usage = openai.Usage{InputTokens: int64(p.decision.Signals.EstTokens), OutputTokens: openai.EstimateTokens(body), Estimated: true}

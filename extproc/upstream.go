@@ -161,6 +161,8 @@ func (p *upstreamProc) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proc
 			ResponseBodyMode: filterprocv3.ProcessingMode_BUFFERED,
 		}
 		p.judge = p.rt.Judge(p.target.Name)
+		// The judge reads the answer: ask for it uncompressed.
+		resp.GetRequestHeaders().GetResponse().GetHeaderMutation().RemoveHeaders = []string{"accept-encoding"}
 	}
 	return resp, nil
 }
@@ -192,18 +194,29 @@ func rewritePath(path, prefix string) string {
 // is applied before Envoy checks the length, §3).
 func (p *upstreamProc) requestBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingResponse, error) {
 	body := b.GetBody()
-	if p.judge != nil {
-		p.judgeReq = judge.RequestFromBody(body)
-	}
 	if p.model == nil {
 		return continueBody(true, nil), nil
 	}
-	cur := gjson.GetBytes(body, "model")
-	if !cur.Exists() || cur.Type != gjson.String || cur.Str == p.model.UpstreamModel {
+	out := body
+	var err error
+	if p.judge != nil {
+		p.judgeReq = judge.RequestFromBody(body)
+		// min_mean_logprob needs token log-probabilities: the judge asks the
+		// cheap model for them (chat API) when the client did not.
+		if j := p.target.Target.Judge; j != nil && j.MinMeanLogprob != nil && !p.judgeReq.Logprobs &&
+			gjson.GetBytes(body, "messages").IsArray() {
+			if out, err = sjson.SetBytes(out, "logprobs", true); err == nil {
+				p.judgeReq.Logprobs = true
+			}
+		}
+	}
+	if cur := gjson.GetBytes(out, "model"); cur.Type == gjson.String && cur.Str != p.model.UpstreamModel {
+		out, err = sjson.SetBytes(out, "model", p.model.UpstreamModel)
+	}
+	if len(out) == len(body) && err == nil && string(out) == string(body) {
 		p.metrics.UpstreamRewrites.WithLabelValues(p.model.Name, "ok").Inc()
 		return continueBody(true, nil), nil
 	}
-	out, err := sjson.SetBytes(body, "model", p.model.UpstreamModel)
 	if err != nil {
 		p.metrics.UpstreamRewrites.WithLabelValues(p.model.Name, "error").Inc()
 		p.log.Warn("model rewrite failed", zap.String("decision_id", p.decision), zap.Error(err))

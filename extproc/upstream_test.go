@@ -173,3 +173,28 @@ func appendJSON(s string) []byte {
 	b, _ := jsonMarshal(s)
 	return b
 }
+
+// With min_mean_logprob the judge asks the cheap model for logprobs itself
+// and escalates an unsure answer.
+func TestCascadeRequestsLogprobs(t *testing.T) {
+	lp := -0.5
+	s := New(testRouter(t, func(c *config.Config) {
+		tg := c.Targets["cascade"]
+		j := *tg.Judge
+		j.MinMeanLogprob = &lp
+		tg.Judge = &j
+		c.Targets["cascade"] = tg
+	}), zap.NewNop(), nil)
+	unsure := `{"choices":[{"index":0,"message":{"role":"assistant","content":"{\"a\":1}"},"finish_reason":"stop",` +
+		`"logprobs":{"content":[{"token":"{","logprob":-2.1},{"token":"a","logprob":-1.7}]}}]}`
+	reqs := append([]*extprocv3.ProcessingRequest{upstreamFirst(t, "small-a", "target-cascade", headerStream, "false"), reqBody(jsonModeBody)},
+		upstreamResponse("200", unsure)...)
+	sent := run(t, s, reqs...)
+	nb := sent[1].GetRequestBody().GetResponse().GetBodyMutation().GetBody()
+	if !gjson.GetBytes(nb, "logprobs").Bool() || gjson.GetBytes(nb, "model").Str != "gpt-4o-mini" {
+		t.Errorf("cheap request body = %s", nb)
+	}
+	if got := setHeaders(t, sent[3].GetResponseBody().GetResponse().GetHeaderMutation())[route.HeaderEscalated]; got != "low_logprob" {
+		t.Errorf("escalated = %q, want low_logprob", got)
+	}
+}

@@ -29,13 +29,13 @@ func (r *Router) decode(q *Request, d *Decision) ([]byte, bool) {
 			"content-encoding "+strconv.Quote(truncate(enc, 32))+" is not accepted by this gateway; send an uncompressed body")
 		return nil, false
 	}
-	out, err := decompress(enc, q.Body, content.MaxDecodedBytes)
+	out, err := Decompress(enc, q.Body, content.MaxDecodedBytes)
 	switch {
-	case errors.Is(err, errUnknownEncoding):
+	case errors.Is(err, ErrUnknownEncoding):
 		r.reject(d, 415, openai.TypeInvalidRequest, "unsupported_content_encoding",
 			"content-encoding "+strconv.Quote(truncate(enc, 32))+" is not supported (gzip, deflate, br)")
 		return nil, false
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, ErrTooLarge):
 		r.reject(d, 413, openai.TypeInvalidRequest, "request_too_large",
 			"the decompressed request body exceeds "+strconv.FormatInt(content.MaxDecodedBytes, 10)+" bytes")
 		return nil, false
@@ -47,14 +47,16 @@ func (r *Router) decode(q *Request, d *Decision) ([]byte, bool) {
 	return out, true
 }
 
+// Errors of Decompress.
 var (
-	errUnknownEncoding = errors.New("unknown content-encoding")
-	errTooLarge        = errors.New("decoded body too large")
+	ErrUnknownEncoding = errors.New("unknown content-encoding")
+	ErrTooLarge        = errors.New("decoded body too large")
 )
 
-// decompress inflates body, refusing to produce more than limit bytes (a
-// zip bomb stops at the limit, it is never fully inflated).
-func decompress(enc string, body []byte, limit int64) ([]byte, error) {
+// Decompress inflates a gzip, deflate or br body, refusing to produce more
+// than limit bytes (a zip bomb stops at the limit, it is never fully
+// inflated).
+func Decompress(enc string, body []byte, limit int64) ([]byte, error) {
 	var rd io.Reader
 	switch enc {
 	case "gzip", "x-gzip":
@@ -71,7 +73,7 @@ func decompress(enc string, body []byte, limit int64) ([]byte, error) {
 	case "br":
 		rd = brotli.NewReader(bytes.NewReader(body))
 	default:
-		return nil, errUnknownEncoding
+		return nil, ErrUnknownEncoding
 	}
 	var buf bytes.Buffer
 	n, err := io.Copy(&buf, io.LimitReader(rd, limit+1))
@@ -79,7 +81,7 @@ func decompress(enc string, body []byte, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if n > limit {
-		return nil, errTooLarge
+		return nil, ErrTooLarge
 	}
 	return buf.Bytes(), nil
 }

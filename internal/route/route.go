@@ -47,6 +47,7 @@ type Router struct {
 	keywordTargets map[string]string // keyword signal -> target
 	failOpen       bool
 	judges         map[string]*judge.Judge // cascade target -> judge
+	dlog           *policy.DecisionLogger  // nil when policy.decision_log is off
 }
 
 // Deps are what a Router is built from.
@@ -74,6 +75,7 @@ func New(snap *config.Snapshot, d Deps) (*Router, error) {
 		tenantHeader:   snap.Config.Policy.TenantHeader,
 		keywordTargets: map[string]string{},
 		failOpen:       snap.Config.Server.FailureMode == config.FailOpen,
+		dlog:           policy.NewDecisionLogger(d.Logger, snap.Config.Policy),
 	}
 	for _, h := range DefaultSecretHeaders {
 		r.secretHeaders[h] = struct{}{}
@@ -178,6 +180,8 @@ type Decision struct {
 	Proposal policy.Proposal
 	// PolicyRevision is the revision of the policy that decided ("" if none ran).
 	PolicyRevision string
+	// PolicyErr is why the policy gave no decision (the failure mode decided).
+	PolicyErr error
 	// Shape, Stream and IncludeUsage describe the parsed body (response phase and accounting use them).
 	Shape        openai.Shape
 	Stream       bool
@@ -205,7 +209,25 @@ func (r *Router) Decide(ctx context.Context, q *Request, id string) *Decision {
 	r.decide(ctx, q, d, start)
 	d.Durations.Total = time.Since(start)
 	r.record(d)
+	r.logDecision(d)
 	return d
+}
+
+// logDecision writes the decision log line: ids, tenant, target, reason and
+// timings — never prompt text or header values (policy.debug_unredacted adds
+// the proposal, signals and redacted headers).
+func (r *Router) logDecision(d *Decision) {
+	if r.dlog == nil {
+		return
+	}
+	status := d.Status
+	if d.Allowed() {
+		status = 200
+	}
+	rec := policy.DecisionLog{ID: d.ID, Tenant: d.Request.Tenant, Target: d.Target, Reason: d.Reason,
+		Allow: d.Allowed(), Status: status, PolicyRevision: d.PolicyRevision, EvalDuration: d.Durations.Policy,
+		Err: d.PolicyErr, Proposal: &d.Proposal, Signals: &d.Signals, Headers: d.Request.Headers}
+	r.dlog.Log(&rec)
 }
 
 func (r *Router) decide(ctx context.Context, q *Request, d *Decision, start time.Time) {
@@ -331,6 +353,7 @@ func (r *Router) applyPolicy(ctx context.Context, d *Decision) {
 	}
 	if err != nil {
 		kind := policyErrKind(err)
+		d.PolicyErr = err
 		r.metrics.PolicyErrors.WithLabelValues(kind).Inc()
 		r.log.Error("policy failed", zap.String("decision_id", d.ID), zap.String("kind", kind),
 			zap.String("failure_mode", r.snap.Config.Server.FailureMode), zap.Error(err))

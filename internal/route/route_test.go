@@ -177,17 +177,17 @@ func TestPolicyHeadersFiltered(t *testing.T) {
 }
 
 func TestDecompressBounded(t *testing.T) {
-	if _, err := decompress("zstd", nil, 10); !errors.Is(err, errUnknownEncoding) {
+	if _, err := Decompress("zstd", nil, 10); !errors.Is(err, ErrUnknownEncoding) {
 		t.Errorf("zstd: %v", err)
 	}
 	bomb := gzipOf(t, make([]byte, 1<<20)) // 1 MiB of zeros compresses to ~1 KiB
 	if len(bomb) > 4096 {
 		t.Fatalf("bomb is %d bytes", len(bomb))
 	}
-	if _, err := decompress("gzip", bomb, 64<<10); !errors.Is(err, errTooLarge) {
-		t.Errorf("bomb: err = %v, want errTooLarge", err)
+	if _, err := Decompress("gzip", bomb, 64<<10); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("bomb: err = %v, want ErrTooLarge", err)
 	}
-	out, err := decompress("gzip", bomb, 2<<20)
+	out, err := Decompress("gzip", bomb, 2<<20)
 	if err != nil || len(out) != 1<<20 {
 		t.Errorf("within limit: %d %v", len(out), err)
 	}
