@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+
+	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"testing"
 )
 
@@ -21,3 +23,7 @@ func gzipBytes(t *testing.T, s string) []byte {
 }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+type extprocv3ProcessingResponse = extprocv3.ProcessingResponse
+
+func toString(v any) string { b, _ := json.Marshal(v); return string(b) }
