@@ -158,7 +158,7 @@ func (r *reloader) reload(ctx context.Context) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()
-	rt, err := route.Load(ctx, r.path, r.log, r.metrics)
+	rt, err := route.Reload(ctx, r.path, r.log, r.metrics, r.srv.Router())
 	if err != nil {
 		stage := route.StageOf(err)
 		r.metrics.Reloads.WithLabelValues(string(stage), "error").Inc()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -43,10 +44,24 @@ func StageOf(err error) Stage {
 // Build compiles everything a snapshot needs — the signal engine (classifier
 // training, keyword and PII matchers) and the policy engine — into a Router.
 func Build(ctx context.Context, snap *config.Snapshot, log *zap.Logger, m *telemetry.Metrics) (*Router, error) {
+	return Rebuild(ctx, snap, log, m, nil)
+}
+
+// Rebuild is Build for a config reload: the previous router's trained
+// classifier and intent cache are reused when the examples and cache size
+// did not change, so a reload that only edits routing costs no retraining.
+func Rebuild(ctx context.Context, snap *config.Snapshot, log *zap.Logger, m *telemetry.Metrics, prev *Router) (*Router, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	sig, err := signals.New(snap, signals.Options{Logger: log})
+	if m == nil {
+		m = telemetry.NewMetrics()
+	}
+	opts := signals.Options{Logger: log, Observer: signalObserver{m}}
+	if prev != nil {
+		opts.Reuse, _ = prev.signals.(*signals.Engine)
+	}
+	sig, err := signals.New(snap, opts)
 	if err != nil {
 		return nil, &BuildError{StageConfig, fmt.Errorf("signals: %w", err)}
 	}
@@ -63,14 +78,47 @@ func Build(ctx context.Context, snap *config.Snapshot, log *zap.Logger, m *telem
 	return rt, nil
 }
 
+// signalObserver feeds the signal engine's timings and outcomes to metrics.
+// The classifier source is counted per decision by Router.record.
+type signalObserver struct{ m *telemetry.Metrics }
+
+func (o signalObserver) Phase(phase string, d time.Duration) {
+	o.m.ObservePhase(telemetry.PhaseSignals+"."+phase, d)
+}
+
+func (signalObserver) Classified(string) {}
+
+func (o signalObserver) CacheLookup(hit bool) {
+	if hit {
+		o.m.CacheLookups.WithLabelValues("hit").Inc()
+	} else {
+		o.m.CacheLookups.WithLabelValues("miss").Inc()
+	}
+}
+
+func (o signalObserver) LLMCall(outcome string, _ time.Duration) {
+	o.m.LLMClassifier.WithLabelValues(outcome).Inc()
+	switch outcome {
+	case signals.LLMBreakerOpen:
+		o.m.BreakerOpen.Set(1)
+	case signals.LLMOK:
+		o.m.BreakerOpen.Set(0)
+	}
+}
+
 // Load reads the config at path ("" = the embedded default), compiles it and
 // builds a Router.
 func Load(ctx context.Context, path string, log *zap.Logger, m *telemetry.Metrics) (*Router, error) {
+	return Reload(ctx, path, log, m, nil)
+}
+
+// Reload is Load for a config reload (see Rebuild).
+func Reload(ctx context.Context, path string, log *zap.Logger, m *telemetry.Metrics, prev *Router) (*Router, error) {
 	snap, err := LoadSnapshot(path)
 	if err != nil {
 		return nil, err
 	}
-	return Build(ctx, snap, log, m)
+	return Rebuild(ctx, snap, log, m, prev)
 }
 
 // LoadSnapshot reads and compiles the config at path ("" = the embedded

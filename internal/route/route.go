@@ -44,7 +44,7 @@ type Router struct {
 
 	secretHeaders  map[string]struct{}
 	tenantHeader   string
-	keywordTargets map[string]string // keyword signal -> target
+	keywordTargets map[string]string // keyword rule -> target
 	failOpen       bool
 	judges         map[string]*judge.Judge // cascade target -> judge
 	dlog           *policy.DecisionLogger  // nil when policy.decision_log is off
@@ -95,12 +95,9 @@ func New(snap *config.Snapshot, d Deps) (*Router, error) {
 		}
 		r.judges[name] = j
 	}
-	for _, name := range sortedRuleNames(snap.Config.Routing.Keywords) {
-		k := snap.Config.Routing.Keywords[name]
+	for name, k := range snap.Config.Routing.Keywords {
 		if k.Target != "" {
-			if _, dup := r.keywordTargets[k.Signal]; !dup {
-				r.keywordTargets[k.Signal] = k.Target
-			}
+			r.keywordTargets[name] = k.Target
 		}
 	}
 	return r, nil
@@ -310,9 +307,10 @@ func (r *Router) propose(pinned string, s *signals.Signals) policy.Proposal {
 	case pinned != config.AutoModel:
 		target, reason = pinned, "model"
 	default:
-		for _, kw := range s.Keywords {
-			if t, ok := r.keywordTargets[kw]; ok {
-				target, reason = t, "keyword:"+kw
+		// KeywordRules is sorted: the first matching rule with a target wins.
+		for _, rule := range s.KeywordRules {
+			if t, ok := r.keywordTargets[rule]; ok {
+				target, reason = t, "keyword:"+rule
 				break
 			}
 		}
@@ -553,19 +551,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-func sortedRuleNames(m map[string]config.KeywordRule) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	for i := 1; i < len(names); i++ {
-		for j := i; j > 0 && names[j] < names[j-1]; j-- {
-			names[j], names[j-1] = names[j-1], names[j]
-		}
-	}
-	return names
 }
 
 // Explainer is a policy that can say which rules produced a decision

@@ -74,7 +74,7 @@ func TestRoutingTableOrder(t *testing.T) {
 	}{
 		{"pinned target wins over signals", "reasoning", signals.Signals{Intent: "legal", IntentConfidence: 0.9}, "reasoning", "model"},
 		{"pinned upstream model id", "gpt-4o-mini", signals.Signals{Intent: "code"}, "fast", "model"},
-		{"keyword rule with a target", "auto", signals.Signals{Keywords: []string{"confidential"}, Intent: "code"}, "onprem", "keyword:confidential"},
+		{"keyword rule with a target", "auto", signals.Signals{Keywords: []string{"confidential"}, KeywordRules: []string{"confidential"}, Intent: "code"}, "onprem", "keyword:confidential"},
 		{"intent table", "auto", signals.Signals{Intent: "code", IntentConfidence: 0.8}, "reasoning", "intent:code"},
 		{"intent not in table falls to complexity", "auto", signals.Signals{Intent: "summarize", Complexity: 0.9}, "reasoning", "complexity"},
 		{"unknown intent, low complexity: default", "auto", signals.Signals{Intent: signals.UnknownIntent, Complexity: 0.2}, "fast", "default"},
