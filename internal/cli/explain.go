@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/switchyard-llm/switchyard/internal/pii"
 	"github.com/switchyard-llm/switchyard/internal/policy"
 	"github.com/switchyard-llm/switchyard/internal/route"
 	"github.com/switchyard-llm/switchyard/internal/telemetry"
@@ -85,12 +86,26 @@ func runExplain(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Headers: append([]route.Header{{Key: "content-type", Value: "application/json"}}, hdrs...)}
 	d := rt.Decide(ctx, q, "explain")
 
+	// The policy sees empty arrays where Go has nil slices; show the same.
+	sig := d.Signals
+	if sig.Keywords == nil {
+		sig.Keywords = []string{}
+	}
+	if sig.KeywordRules == nil {
+		sig.KeywordRules = []string{}
+	}
+	if sig.PII == nil {
+		sig.PII = []pii.Finding{}
+	}
+	if sig.Injection.Matched == nil {
+		sig.Injection.Matched = []string{}
+	}
 	var out explanation
 	out.Decision.ID, out.Decision.Outcome, out.Decision.Allow = d.ID, d.Outcome, d.Allowed()
 	out.Decision.Target, out.Decision.Tier, out.Decision.Model, out.Decision.Reason = d.Target, d.Tier, d.Model, d.Reason
 	out.Decision.Status, out.Decision.Code, out.Decision.Message, out.Decision.Headers = d.Status, d.Code, d.Message, d.Headers
-	out.Signals, out.Proposal, out.PolicyRevision = d.Signals, d.Proposal, d.PolicyRevision
-	out.PolicyInput = map[string]any{"version": policy.InputVersion, "request": d.Request, "signals": d.Signals, "proposal": d.Proposal}
+	out.Signals, out.Proposal, out.PolicyRevision = sig, d.Proposal, d.PolicyRevision
+	out.PolicyInput = map[string]any{"version": policy.InputVersion, "request": d.Request, "signals": sig, "proposal": d.Proposal}
 	out.Timings = map[string]int64{"parse": d.Durations.Parse.Microseconds(), "signals": d.Durations.Signals.Microseconds(),
 		"policy": d.Durations.Policy.Microseconds(), "total": d.Durations.Total.Microseconds()}
 	out.Rules = []string{}

@@ -30,7 +30,7 @@ const (
 	DefaultBreakerCoolDown     = 30 * time.Second
 	DefaultLLMMaxConcurrent    = 64
 	DefaultPolicyQuery         = "data.switchyard.decision"
-	DefaultPolicyEvalTimeout   = 5 * time.Millisecond
+	DefaultPolicyEvalTimeout   = 25 * time.Millisecond
 	DefaultSLO                 = 30 * time.Second
 	DefaultListenerPort        = 10000
 	DefaultEnvoyAdminPort      = 9901
