@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
@@ -256,4 +257,94 @@ func TestEnvoyConfigAndExplain(t *testing.T) {
 	if strings.Contains(s, "sk-zzz") || strings.Contains(s, "4111") {
 		t.Error("explain output leaks a secret or the card number")
 	}
+}
+
+// TestShutdownDrainsInFlight: SIGTERM (context cancel) while a request is
+// half way through its ext_proc stream. The open stream still gets its
+// answer, new streams are refused, and serve returns within the grace period.
+func TestShutdownDrainsInFlight(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, serveFlags{grpcAddr: "127.0.0.1:0", adminAddr: "127.0.0.1:0"}, zap.NewNop(),
+			func(g, _ net.Addr) { started <- g })
+	}()
+	var addr net.Addr
+	select {
+	case addr = <-started:
+	case err := <-done:
+		t.Fatalf("serve exited: %v", err)
+	}
+	conn, err := grpc.NewClient(addr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := extprocv3.NewExternalProcessorClient(conn)
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	stream, err := client.Process(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(testHeaders()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Recv(); err != nil {
+		t.Fatal(err)
+	}
+
+	cancel() // SIGTERM
+	// Wait until the server refuses new streams, then finish the old one.
+	deadline := time.Now().Add(5 * time.Second)
+	refused := false
+	for time.Now().Before(deadline) && !refused {
+		s2, err := client.Process(sctx)
+		if err == nil {
+			err = s2.Send(testHeaders())
+			if err == nil {
+				_, err = s2.Recv()
+			}
+		}
+		refused = err != nil
+		if !refused {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if !refused {
+		t.Fatal("new streams still served after shutdown began")
+	}
+	if err := stream.Send(testBody()); err != nil {
+		t.Fatalf("in-flight stream cut: %v", err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatalf("in-flight stream got no answer: %v", err)
+	}
+	if resp.GetRequestBody().GetResponse().GetHeaderMutation() == nil {
+		t.Fatalf("in-flight answer has no routing: %v", resp)
+	}
+	_ = stream.CloseSend()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not exit within the grace period")
+	}
+}
+
+func testHeaders() *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestHeaders{RequestHeaders: &extprocv3.HttpHeaders{
+		Headers: &corev3.HeaderMap{Headers: []*corev3.HeaderValue{
+			{Key: ":method", RawValue: []byte("POST")}, {Key: ":path", RawValue: []byte("/v1/chat/completions")},
+			{Key: "content-type", RawValue: []byte("application/json")}}}}}}
+}
+
+func testBody() *extprocv3.ProcessingRequest {
+	return &extprocv3.ProcessingRequest{Request: &extprocv3.ProcessingRequest_RequestBody{RequestBody: &extprocv3.HttpBody{
+		Body: []byte(`{"model":"auto","messages":[{"role":"user","content":"hi"}]}`), EndOfStream: true}}}
 }
