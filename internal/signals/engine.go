@@ -267,7 +267,7 @@ func (e *Engine) Compute(ctx context.Context, req *openai.Request, out *Signals)
 	slices.SortFunc(out.PII, func(a, b pii.Finding) int { return strings.Compare(a.Type, b.Type) })
 	t = e.lap(PhasePII, t)
 
-	out.Injection = e.injection.Score(bytesString(text))
+	e.injection.ScoreInto(bytesString(text), &out.Injection)
 	t = e.lap(PhaseInjection, t)
 
 	e.intent(ctx, sc, req.Shape, out)
