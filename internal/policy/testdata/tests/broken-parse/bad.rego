@@ -1,0 +1,5 @@
+package acme.bad
+
+allow if {
+	input.user ==
+}

@@ -1,0 +1,3 @@
+package acme.rules
+
+allow if input.user == "alice"
