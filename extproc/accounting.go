@@ -31,6 +31,7 @@ type accounting struct {
 	content  []byte // streamed delta text, to estimate output tokens when no usage comes
 	outBuf   []byte
 	done     bool
+	sawDone  bool // the SSE "data: [DONE]" sentinel went by
 	encoding string // content-encoding of the answer
 }
 
@@ -88,7 +89,9 @@ func (p *routerProc) startResponse(h *extprocv3.HttpHeaders) *filterprocv3.Proce
 // bytes to send instead of the chunk when the usage chunk is filtered out.
 func (p *routerProc) responseChunk(b *extprocv3.HttpBody) *extprocv3.ProcessingResponse {
 	a := &p.acct
-	if !a.on || a.done {
+	// After accounting, an SSE answer whose usage chunk is hidden is still
+	// filtered until its end; anything else passes untouched.
+	if !a.on || a.done && !(a.stream && a.filter) {
 		return continueBody(false, nil)
 	}
 	body, eos := b.GetBody(), b.GetEndOfStream()
@@ -106,18 +109,24 @@ func (p *routerProc) responseChunk(b *extprocv3.HttpBody) *extprocv3.ProcessingR
 		}
 		return p.finish(continueBody(false, nil), true)
 	}
-	a.scanner.Feed(body, func(ev openai.Event) {
-		if ev.Done {
-			return
-		}
-		if u, ok := openai.UsageFromEvent(ev.Data); ok {
-			a.usage, a.gotUsage = u, true
-			return
-		}
-		if !a.gotUsage {
-			a.content = openai.ContentFromEvent(ev.Data, a.content)
-		}
-	})
+	if !a.done {
+		a.scanner.Feed(body, func(ev openai.Event) {
+			if ev.Done {
+				// Account at the sentinel, not only at end_of_stream: SDKs
+				// close the stream after [DONE], which can cancel the
+				// ext_proc stream before Envoy sends end_of_stream.
+				a.sawDone = true
+				return
+			}
+			if u, ok := openai.UsageFromEvent(ev.Data); ok {
+				a.usage, a.gotUsage = u, true
+				return
+			}
+			if !a.gotUsage {
+				a.content = openai.ContentFromEvent(ev.Data, a.content)
+			}
+		})
+	}
 	resp := continueBody(false, nil)
 	if a.filter {
 		a.outBuf = a.sseOut.Filter(body, eos, openai.IsUsageOnlyChunk, a.outBuf[:0])
@@ -126,7 +135,7 @@ func (p *routerProc) responseChunk(b *extprocv3.HttpBody) *extprocv3.ProcessingR
 				Mutation: &extprocv3.BodyMutation_Body{Body: bytes.Clone(a.outBuf)}}})
 		}
 	}
-	if eos {
+	if !a.done && (eos || a.sawDone) {
 		if !a.gotUsage {
 			a.usage = openai.Usage{InputTokens: int64(p.decision.Signals.EstTokens), OutputTokens: openai.EstimateTokens(a.content), Estimated: true}
 		}

@@ -27,20 +27,41 @@ var chatBody2KB = func() string {
 // BenchmarkRouterRequest measures one whole router-role request in process:
 // request headers, a 2 KB BUFFERED body through the full pipeline (parse,
 // signals, shipped policies), and response headers.
+//
+// "repeat" sends the same body every time (intent and policy decision come
+// from their caches, as for a hot prompt); "unique" changes a number inside
+// the prompt on every request, so the classifier runs every time (the policy
+// decision cache still hits: the decision depends on nothing that changed).
 func BenchmarkRouterRequest(b *testing.B) {
-	s := New(testRouter(b, nil), zap.NewNop(), nil)
-	reqs := []*extprocv3.ProcessingRequest{chatHeaders(), reqBody(chatBody2KB), respHeaders("200")}
-	fs := newFakeStream(context.Background(), reqs...)
-	b.SetBytes(int64(len(chatBody2KB)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		fs.reset()
-		if err := s.Process(fs); err != nil {
-			b.Fatal(err)
-		}
-		if len(fs.sent) != 3 || fs.sent[1].GetRequestBody() == nil {
-			b.Fatalf("unexpected responses: %v", fs.sent)
-		}
+	for _, mode := range []string{"repeat", "unique"} {
+		b.Run(mode, func(b *testing.B) {
+			s := New(testRouter(b, nil), zap.NewNop(), nil)
+			body := reqBody(chatBody2KB)
+			reqs := []*extprocv3.ProcessingRequest{chatHeaders(), body, respHeaders("200")}
+			fs := newFakeStream(context.Background(), reqs...)
+			raw := []byte(chatBody2KB)
+			at := strings.Index(chatBody2KB, "forty years")
+			b.SetBytes(int64(len(chatBody2KB)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if mode == "unique" {
+					// Rewrite "forty" as a 5-digit counter in place: same length.
+					n := i % 100000
+					for j := 4; j >= 0; j-- {
+						raw[at+j] = byte('0' + n%10)
+						n /= 10
+					}
+					body.GetRequestBody().Body = raw
+				}
+				fs.reset()
+				if err := s.Process(fs); err != nil {
+					b.Fatal(err)
+				}
+				if len(fs.sent) != 3 || fs.sent[1].GetRequestBody() == nil {
+					b.Fatalf("unexpected responses: %v", fs.sent)
+				}
+			}
+		})
 	}
 }

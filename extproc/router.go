@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -103,21 +102,20 @@ func (p *routerProc) decide(inHeaders bool) (*extprocv3.ProcessingResponse, erro
 	if !d.Allowed() {
 		return errorResponse(d.Status, d.ErrType, d.Code, d.Message, d.ID, md), nil
 	}
-	set := make([]*corev3.HeaderValueOption, 0, 6+len(d.Headers))
-	set = append(set,
-		setHeader(route.HeaderTarget, d.Target),
-		setHeader(route.HeaderDecision, d.ID),
-		setHeader(route.HeaderReason, d.Reason),
-		// For the upstream role, which keeps no state from this stream.
-		setHeader(headerOriginalPath, p.req.Path),
-		setHeader(headerStream, strconv.FormatBool(d.Stream)),
-	)
+	hs := newHeaderSet(8+len(d.Headers), 64+len(p.req.Path))
+	hs.set(route.HeaderTarget, d.Target)
+	hs.set(route.HeaderDecision, d.ID)
+	hs.set(route.HeaderReason, d.Reason)
+	// For the upstream role, which keeps no state from this stream.
+	hs.set(headerOriginalPath, p.req.Path)
+	hs.set(headerStream, strconv.FormatBool(d.Stream))
 	if d.Tier != "" {
-		set = append(set, setHeader(route.HeaderTier, d.Tier))
+		hs.set(route.HeaderTier, d.Tier)
 	}
 	for k, v := range d.Headers {
-		set = append(set, setHeader(k, v))
+		hs.set(k, v)
 	}
+	set := hs.list
 	common := &extprocv3.CommonResponse{
 		HeaderMutation:  &extprocv3.HeaderMutation{SetHeaders: set, RemoveHeaders: p.spoofed},
 		ClearRouteCache: true,
@@ -144,14 +142,13 @@ func (p *routerProc) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proce
 		return continueHeaders(false, nil), nil
 	}
 	mode := p.startResponse(h)
-	set := []*corev3.HeaderValueOption{
-		setHeader(route.HeaderTarget, d.Target),
-		setHeader(route.HeaderDecision, d.ID),
-	}
+	hs := newHeaderSet(3, 48)
+	hs.set(route.HeaderTarget, d.Target)
+	hs.set(route.HeaderDecision, d.ID)
 	if d.Tier != "" {
-		set = append(set, setHeader(route.HeaderTier, d.Tier))
+		hs.set(route.HeaderTier, d.Tier)
 	}
-	resp := continueHeaders(false, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: set}})
+	resp := continueHeaders(false, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: hs.list}})
 	resp.ModeOverride = mode
 	return resp, nil
 }
@@ -174,30 +171,29 @@ func (p *routerProc) failure(req *extprocv3.ProcessingRequest) *extprocv3.Proces
 // decisionMetadata is written to the switchyard dynamic-metadata namespace
 // for Envoy access logs. It carries no prompt text and no header values.
 func decisionMetadata(d *route.Decision) *structpb.Struct {
-	f := map[string]*structpb.Value{
-		"decision_id": strValue(d.ID),
-		"outcome":     strValue(d.Outcome),
-		"reason":      strValue(d.Reason),
-	}
+	f := newFieldSet(14)
+	f.str("decision_id", d.ID)
+	f.str("outcome", d.Outcome)
+	f.str("reason", d.Reason)
 	if d.Target != "" {
-		f["target"] = strValue(d.Target)
-		f["tier"] = strValue(d.Tier)
-		f["model"] = strValue(d.Model)
+		f.str("target", d.Target)
+		f.str("tier", d.Tier)
+		f.str("model", d.Model)
 	}
 	if d.Status != 0 {
-		f["status"] = numValue(float64(d.Status))
+		f.num("status", float64(d.Status))
 	}
 	if d.Signals.Classifier != "" {
-		f["intent"] = strValue(d.Signals.Intent)
-		f["complexity"] = numValue(d.Signals.Complexity)
+		f.str("intent", d.Signals.Intent)
+		f.num("complexity", d.Signals.Complexity)
 	}
 	if d.PolicyRevision != "" {
-		f["policy_revision"] = strValue(d.PolicyRevision)
+		f.str("policy_revision", d.PolicyRevision)
 	}
 	if d.Request.Tenant != "" {
-		f["tenant"] = strValue(d.Request.Tenant)
+		f.str("tenant", d.Request.Tenant)
 	}
-	f["decision_us"] = numValue(float64(d.Durations.Total.Microseconds()))
-	f["stream"] = boolValue(d.Stream)
-	return namespaced(f)
+	f.num("decision_us", float64(d.Durations.Total.Microseconds()))
+	f.boolean("stream", d.Stream)
+	return namespaced(f.fields)
 }

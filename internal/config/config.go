@@ -220,6 +220,8 @@ type Policy struct {
 	// cookie and x-api-key) before headers reach policy, logs or decisions.
 	SecretHeaders []string       `yaml:"secret_headers"`
 	Data          map[string]any `yaml:"data"`
+	// DecisionCacheSize bounds the decision cache (0: the default 4096, -1: off).
+	DecisionCacheSize int `yaml:"decision_cache_size"`
 	// DecisionLog writes one structured line per decision.
 	DecisionLog bool `yaml:"decision_log"`
 	// DebugUnredacted puts prompt text into the decision log. Never in production.

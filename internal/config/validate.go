@@ -30,7 +30,7 @@ const (
 	DefaultBreakerCoolDown     = 30 * time.Second
 	DefaultLLMMaxConcurrent    = 64
 	DefaultPolicyQuery         = "data.switchyard.decision"
-	DefaultPolicyEvalTimeout   = 25 * time.Millisecond
+	DefaultPolicyEvalTimeout   = 50 * time.Millisecond
 	DefaultSLO                 = 30 * time.Second
 	DefaultListenerPort        = 10000
 	DefaultEnvoyAdminPort      = 9901
@@ -427,6 +427,9 @@ func (c *Config) validatePolicy(v *validator) {
 	}
 	if p.EvalTimeout <= 0 {
 		v.add("policy.eval_timeout", "must be positive")
+	}
+	if p.DecisionCacheSize < -1 {
+		v.add("policy.decision_cache_size", "must be -1 (off), 0 (default size) or a positive size")
 	}
 	if p.TenantHeader != "" && !headerRE.MatchString(p.TenantHeader) {
 		v.add("policy.tenant_header", "%q is not a lower-case header name", p.TenantHeader)

@@ -40,7 +40,8 @@ func realisticInput() *Input {
 // BenchmarkPolicyEval measures Engine.Eval with the shipped policies and the
 // shipped default config: the common case (nothing applies), a PII reroute,
 // a denial, and a config with tenants and max_tokens caps where the tenant
-// rule reroutes. cpu-ns/op (Linux) is the evaluating thread's CPU time,
+// rule reroutes; "eval" with the decision cache off (a full Rego evaluation
+// per call), "cached" with it on (the same input: every call a hit). cpu-ns/op (Linux) is the evaluating thread's CPU time,
 // which a busy machine inflates less than ns/op.
 func BenchmarkPolicyEval(b *testing.B) {
 	tenants := func(c *config.Config) {
@@ -61,29 +62,38 @@ func BenchmarkPolicyEval(b *testing.B) {
 		{"deny_secret", nil, withKey, "", false},
 		{"tenant_reroute", tenants, nil, "fast", true},
 	}
-	for _, tc := range cases {
-		b.Run(tc.name, func(b *testing.B) {
-			e := newTestEngine(b, tc.cfg, nil)
-			in := realisticInput()
-			if tc.input != nil {
-				tc.input(in)
-			}
-			ctx := context.Background()
-			d, err := e.Eval(ctx, in)
-			if err != nil || d.Allow != tc.allow || d.Target != tc.target {
-				b.Fatalf("unexpected decision %+v, %v", d, err)
-			}
-			b.ReportAllocs()
-			cpu := startThreadCPU()
-			n := 0
-			for b.Loop() {
-				n++
-				if _, err := e.Eval(ctx, in); err != nil {
-					b.Fatal(err)
+	for _, mode := range []string{"eval", "cached"} {
+		for _, tc := range cases {
+			b.Run(mode+"/"+tc.name, func(b *testing.B) {
+				e := newTestEngine(b, func(c *config.Config) {
+					if tc.cfg != nil {
+						tc.cfg(c)
+					}
+					if mode == "eval" {
+						c.Policy.DecisionCacheSize = -1 // every iteration evaluates the Rego
+					}
+				}, nil)
+				in := realisticInput()
+				if tc.input != nil {
+					tc.input(in)
 				}
-			}
-			cpu.report(b, n)
-		})
+				ctx := context.Background()
+				d, err := e.Eval(ctx, in)
+				if err != nil || d.Allow != tc.allow || d.Target != tc.target {
+					b.Fatalf("unexpected decision %+v, %v", d, err)
+				}
+				b.ReportAllocs()
+				cpu := startThreadCPU()
+				n := 0
+				for b.Loop() {
+					n++
+					if _, err := e.Eval(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+				cpu.report(b, n)
+			})
+		}
 	}
 }
 

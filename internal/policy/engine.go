@@ -72,6 +72,8 @@ type Options struct {
 	// config's policy.dirs are then paths inside FS, and no dirs means its
 	// root.
 	FS fs.FS
+	// OnCache, when set, is told about every decision-cache lookup.
+	OnCache func(hit bool)
 }
 
 // Engine is one compiled policy set bound to one config snapshot. It is
@@ -89,6 +91,7 @@ type Engine struct {
 	static   *staticNode // input-independent rules, evaluated once
 	intern   internTable // shared terms for known strings
 	headers  bool        // some policy reads input.request.headers
+	memo     *memo       // decision cache; nil when off or unsafe
 }
 
 // New loads, compiles and prepares the policies for snap. Errors wrap
@@ -162,6 +165,7 @@ func New(ctx context.Context, snap *config.Snapshot, opts Options) (*Engine, err
 		sources:  set.names,
 		intern:   newInternTable(snap),
 		headers:  headersUsed(compiler),
+		memo:     newMemo(compiler, pc.DecisionCacheSize, opts.OnCache),
 	}
 	for _, n := range snap.TargetNames {
 		e.known[n] = struct{}{}
@@ -220,6 +224,13 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (d Decision, err error) {
 	if err := ctx.Err(); err != nil {
 		return Decision{}, fmt.Errorf("%w: %w", ErrEval, err)
 	}
+	var key decisionKey
+	if e.memo != nil {
+		var hit bool
+		if key, d, hit = e.memo.get(in); hit {
+			return d, nil
+		}
+	}
 	c := newDeadline(ctx, e.timeout)
 	defer c.release()
 	t, err := e.hot.eval(ctx, e.inputValue(in), c, newOverlayCache(e.static))
@@ -229,8 +240,15 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (d Decision, err error) {
 	if t == nil {
 		return Decision{}, ErrUndefined
 	}
-	return e.finish(t, in)
+	d, err = e.finish(t, in)
+	if err == nil && e.memo != nil {
+		e.memo.cache.Add(key, d)
+	}
+	return d, err
 }
+
+// Cached reports whether this engine caches decisions (see memo.go).
+func (e *Engine) Cached() bool { return e.memo != nil }
 
 // Explain evaluates like Eval with tracing on and returns the decision with
 // one line per rule that fired ("file:line: data.pkg.rule => value"), in

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/switchyard-llm/switchyard/internal/config"
@@ -57,7 +58,7 @@ func Rebuild(ctx context.Context, snap *config.Snapshot, log *zap.Logger, m *tel
 	if m == nil {
 		m = telemetry.NewMetrics()
 	}
-	opts := signals.Options{Logger: log, Observer: signalObserver{m}}
+	opts := signals.Options{Logger: log, Observer: newSignalObserver(m)}
 	if prev != nil {
 		opts.Reuse, _ = prev.signals.(*signals.Engine)
 	}
@@ -65,7 +66,13 @@ func Rebuild(ctx context.Context, snap *config.Snapshot, log *zap.Logger, m *tel
 	if err != nil {
 		return nil, &BuildError{StageConfig, fmt.Errorf("signals: %w", err)}
 	}
-	pol, err := policy.New(ctx, snap, policy.Options{Logger: log})
+	pol, err := policy.New(ctx, snap, policy.Options{Logger: log, OnCache: func(hit bool) {
+		if hit {
+			m.PolicyCache.WithLabelValues("hit").Inc()
+		} else {
+			m.PolicyCache.WithLabelValues("miss").Inc()
+		}
+	}})
 	if err != nil {
 		sig.Close()
 		return nil, &BuildError{StagePolicy, fmt.Errorf("policy: %w", err)}
@@ -80,10 +87,24 @@ func Rebuild(ctx context.Context, snap *config.Snapshot, log *zap.Logger, m *tel
 
 // signalObserver feeds the signal engine's timings and outcomes to metrics.
 // The classifier source is counted per decision by Router.record.
-type signalObserver struct{ m *telemetry.Metrics }
+type signalObserver struct {
+	m      *telemetry.Metrics
+	phases map[string]prometheus.Observer // resolved once: no label lookup per request
+}
+
+func newSignalObserver(m *telemetry.Metrics) signalObserver {
+	o := signalObserver{m: m, phases: map[string]prometheus.Observer{}}
+	for _, p := range []string{signals.PhaseExtract, signals.PhaseKeywords, signals.PhaseComplexity,
+		signals.PhasePII, signals.PhaseInjection, signals.PhaseIntent} {
+		o.phases[p] = m.DecisionDuration.WithLabelValues(telemetry.PhaseSignals + "." + p)
+	}
+	return o
+}
 
 func (o signalObserver) Phase(phase string, d time.Duration) {
-	o.m.ObservePhase(telemetry.PhaseSignals+"."+phase, d)
+	if h, ok := o.phases[phase]; ok {
+		h.Observe(d.Seconds())
+	}
 }
 
 func (signalObserver) Classified(string) {}

@@ -20,6 +20,7 @@ type Metrics struct {
 	ClassifierSource *prometheus.CounterVec   // source
 	CacheLookups     *prometheus.CounterVec   // result
 	PolicyErrors     *prometheus.CounterVec   // kind
+	PolicyCache      *prometheus.CounterVec   // result
 	Rejections       *prometheus.CounterVec   // code
 	Reloads          *prometheus.CounterVec   // kind, result
 	StreamsActive    prometheus.Gauge
@@ -73,6 +74,9 @@ func NewMetrics() *Metrics {
 	m.PolicyErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_policy_errors_total", Help: "Policy evaluations that produced no usable decision, by kind (error, timeout, undefined, invalid, unknown_target).",
 	}, []string{"kind"})
+	m.PolicyCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_policy_cache_lookups_total", Help: "Policy decision cache lookups by result (hit, miss).",
+	}, []string{"result"})
 	m.Rejections = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_rejected_requests_total", Help: "Requests answered with an error before routing, by error code.",
 	}, []string{"code"})
@@ -118,7 +122,7 @@ func NewMetrics() *Metrics {
 		Name: "switchyard_llm_classifier_breaker_open", Help: "1 while the LLM classifier circuit breaker is open.",
 	})
 	for _, c := range []prometheus.Collector{m.Requests, m.DecisionDuration, m.ClassifierSource, m.CacheLookups,
-		m.PolicyErrors, m.Rejections, m.Reloads, m.StreamsActive, m.Streams, m.Panics, m.Tokens, m.GenAITokens,
+		m.PolicyErrors, m.PolicyCache, m.Rejections, m.Reloads, m.StreamsActive, m.Streams, m.Panics, m.Tokens, m.GenAITokens,
 		m.CostUSD, m.BaselineCostUSD, m.Escalations, m.UpstreamStatus, m.UpstreamRewrites, m.LLMClassifier, m.BreakerOpen} {
 		f(c)
 	}
