@@ -5,6 +5,7 @@
 package openai
 
 import (
+	"bytes"
 	"errors"
 
 	"github.com/tidwall/gjson"
@@ -225,21 +226,29 @@ func checkJSON(body []byte, maxDepth int) error {
 	if !gjson.ValidBytes(body) {
 		return ErrNotJSON
 	}
-	depth, inStr := 0, false
+	depth := 0
 	for i := 0; i < len(body); i++ {
-		c := body[i]
-		if inStr {
-			switch c {
-			case '\\':
-				i++
-			case '"':
-				inStr = false
-			}
-			continue
-		}
-		switch c {
+		switch body[i] {
 		case '"':
-			inStr = true
+			// Skip the string: jump to each '"' with IndexByte (vectorised)
+			// and stop at one not escaped by an odd run of backslashes.
+			j := i + 1
+			for {
+				k := bytes.IndexByte(body[j:], '"')
+				if k < 0 {
+					return ErrNotJSON // cannot happen after ValidBytes
+				}
+				j += k
+				bs := 0
+				for b := j - 1; b > i && body[b] == '\\'; b-- {
+					bs++
+				}
+				if bs%2 == 0 {
+					break
+				}
+				j++
+			}
+			i = j
 		case '{', '[':
 			depth++
 			if depth > maxDepth {
