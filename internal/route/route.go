@@ -43,6 +43,7 @@ type Router struct {
 	metrics *telemetry.Metrics
 
 	secretHeaders  map[string]struct{}
+	extraSecrets   []string // policy.secret_headers
 	tenantHeader   string
 	keywordTargets map[string]string // keyword rule -> target
 	failOpen       bool
@@ -83,6 +84,7 @@ func New(snap *config.Snapshot, d Deps) (*Router, error) {
 	for _, h := range snap.Config.Policy.SecretHeaders {
 		r.secretHeaders[strings.ToLower(h)] = struct{}{}
 	}
+	r.extraSecrets = snap.Config.Policy.SecretHeaders
 	r.judges = map[string]*judge.Judge{}
 	for _, name := range snap.TargetNames {
 		t, _ := snap.Target(name)
@@ -470,7 +472,7 @@ func (r *Router) requestInput(q *Request) policy.Request {
 		if h.Key == "" || h.Key[0] == ':' {
 			continue
 		}
-		if _, secret := r.secretHeaders[h.Key]; secret {
+		if _, secret := r.secretHeaders[h.Key]; secret || policy.IsSecretHeader(h.Key, r.extraSecrets) {
 			continue
 		}
 		if _, dup := in.Headers[h.Key]; dup {

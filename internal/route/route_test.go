@@ -153,10 +153,11 @@ func TestPolicyInputRedactsSecrets(t *testing.T) {
 	q.Headers = append(q.Headers,
 		Header{"authorization", "Bearer sk-secret"}, Header{"cookie", "s=1"}, Header{"x-api-key", "k"},
 		Header{"proxy-authorization", "p"}, Header{"x-internal-token", "t"}, Header{"x-tenant-id", "acme"},
+		Header{"x-goog-api-key", "g"}, Header{"x-amz-security-token", "a"},
 		Header{":authority", "llm.example"})
 	r.Decide(context.Background(), q, "id")
 	h := pol.in.Request.Headers
-	for _, k := range []string{"authorization", "cookie", "x-api-key", "proxy-authorization", "x-internal-token", ":authority"} {
+	for _, k := range []string{"authorization", "cookie", "x-api-key", "proxy-authorization", "x-internal-token", ":authority", "x-goog-api-key", "x-amz-security-token"} {
 		if _, ok := h[k]; ok {
 			t.Errorf("header %s reached the policy input", k)
 		}
