@@ -42,7 +42,6 @@ type Router struct {
 	log     *zap.Logger
 	metrics *telemetry.Metrics
 
-	secretHeaders  map[string]struct{}
 	extraSecrets   []string // policy.secret_headers
 	tenantHeader   string
 	keywordTargets map[string]string // keyword rule -> target
@@ -72,17 +71,10 @@ func New(snap *config.Snapshot, d Deps) (*Router, error) {
 	}
 	r := &Router{
 		snap: snap, signals: d.Signals, policy: d.Policy, log: d.Logger, metrics: d.Metrics,
-		secretHeaders:  map[string]struct{}{},
 		tenantHeader:   snap.Config.Policy.TenantHeader,
 		keywordTargets: map[string]string{},
 		failOpen:       snap.Config.Server.FailureMode == config.FailOpen,
 		dlog:           policy.NewDecisionLogger(d.Logger, snap.Config.Policy),
-	}
-	for _, h := range DefaultSecretHeaders {
-		r.secretHeaders[h] = struct{}{}
-	}
-	for _, h := range snap.Config.Policy.SecretHeaders {
-		r.secretHeaders[strings.ToLower(h)] = struct{}{}
 	}
 	r.extraSecrets = snap.Config.Policy.SecretHeaders
 	r.judges = map[string]*judge.Judge{}
@@ -116,11 +108,6 @@ func (r *Router) PolicyRevision() string { return r.policy.Revision() }
 
 // Close releases the signal engine's resources.
 func (r *Router) Close() { r.signals.Close() }
-
-// DefaultSecretHeaders never reach policy input, logs or decision output.
-var DefaultSecretHeaders = []string{
-	"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key",
-}
 
 // Header is one request header as Envoy sent it (lower-case key).
 type Header struct {
@@ -472,7 +459,7 @@ func (r *Router) requestInput(q *Request) policy.Request {
 		if h.Key == "" || h.Key[0] == ':' {
 			continue
 		}
-		if _, secret := r.secretHeaders[h.Key]; secret || policy.IsSecretHeader(h.Key, r.extraSecrets) {
+		if policy.IsSecretHeader(h.Key, r.extraSecrets) {
 			continue
 		}
 		if _, dup := in.Headers[h.Key]; dup {
