@@ -31,7 +31,7 @@ type accounting struct {
 	content  []byte // streamed delta text, to estimate output tokens when no usage comes
 	outBuf   []byte
 	done     bool
-	sawDone  bool // the SSE "data: [DONE]" sentinel went by
+	sawDone  bool   // the SSE "data: [DONE]" sentinel went by
 	encoding string // content-encoding of the answer
 }
 

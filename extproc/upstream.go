@@ -152,7 +152,16 @@ func (p *upstreamProc) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proc
 	if newPath := rewritePath(origPath, prov.PathPrefix); newPath != path {
 		set = append(set, setHeader(":path", newPath))
 	}
-	resp := continueHeaders(true, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: set}})
+	// The client's credentials are for the gateway, never for a provider
+	// (without this a provider with no secret configured, like an on-prem
+	// server or a vendor whose key is unset, received the client's key).
+	// Envoy applies removals before sets (§2), so the provider's own
+	// credential set above still goes out.
+	remove := clientCredentialHeaders
+	if extra := p.rt.Snapshot().Config.Policy.SecretHeaders; len(extra) > 0 {
+		remove = append(append(make([]string, 0, len(remove)+len(extra)), remove...), lowerAll(extra)...)
+	}
+	resp := continueHeaders(true, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: set, RemoveHeaders: remove}})
 	if p.judged(stream == "true") {
 		// Body modes in a mode_override are taken literally (§1.4): keep the
 		// request body BUFFERED while asking for the response body.
@@ -162,9 +171,22 @@ func (p *upstreamProc) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proc
 		}
 		p.judge = p.rt.Judge(p.target.Name)
 		// The judge reads the answer: ask for it uncompressed.
-		resp.GetRequestHeaders().GetResponse().GetHeaderMutation().RemoveHeaders = []string{"accept-encoding"}
+		mut := resp.GetRequestHeaders().GetResponse().GetHeaderMutation()
+		mut.RemoveHeaders = append(mut.RemoveHeaders[:len(mut.RemoveHeaders):len(mut.RemoveHeaders)], "accept-encoding")
 	}
 	return resp, nil
+}
+
+// clientCredentialHeaders are the request headers of policy.DefaultSecretHeaders
+// that can carry the client's credential (set-cookie is a response header).
+var clientCredentialHeaders = []string{"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"}
+
+func lowerAll(hs []string) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = strings.ToLower(h)
+	}
+	return out
 }
 
 // judged reports whether this attempt's answer is judged: a cascade target,

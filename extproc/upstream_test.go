@@ -151,6 +151,12 @@ func TestCascadeJudgesCheapAttempt(t *testing.T) {
 			if mo != nil && (mo.GetResponseBodyMode() != filterprocv3.ProcessingMode_BUFFERED || mo.GetRequestBodyMode() != filterprocv3.ProcessingMode_BUFFERED) {
 				t.Errorf("mode_override must keep the request body BUFFERED (body modes are literal): %v", mo)
 			}
+			if mo != nil {
+				rm := strings.Join(sent[0].GetRequestHeaders().GetResponse().GetHeaderMutation().GetRemoveHeaders(), ",")
+				if !strings.Contains(rm, "authorization") || !strings.Contains(rm, "accept-encoding") {
+					t.Errorf("judged attempt removes %q; want the client credential and accept-encoding", rm)
+				}
+			}
 			rh := setHeaders(t, sent[2].GetResponseHeaders().GetResponse().GetHeaderMutation())
 			if rh[route.HeaderModel] != tt.model {
 				t.Errorf("x-switchyard-model = %q", rh[route.HeaderModel])
