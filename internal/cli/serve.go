@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -58,6 +60,9 @@ func serve(ctx context.Context, f serveFlags, log *zap.Logger, started func(grpc
 	}
 	if f.adminAddr != "" {
 		cfg.Server.AdminAddr = f.adminAddr
+	}
+	if _, set := os.LookupEnv("GOGC"); !set && cfg.Server.GCPercent > 0 {
+		debug.SetGCPercent(cfg.Server.GCPercent)
 	}
 	srv := extproc.New(rt, log, metrics)
 	gs, err := extproc.NewGRPCServer(srv, cfg.Server)

@@ -17,6 +17,7 @@ const (
 	DefaultGRPCMaxMessageBytes = 32 << 20
 	DefaultShutdownGrace       = 15 * time.Second
 	DefaultReloadInterval      = time.Second
+	DefaultGCPercent           = 400
 	DefaultMaxMessages         = 1000
 	DefaultMaxJSONDepth        = 64
 	DefaultMaxClassifierChars  = 16 << 10
@@ -53,6 +54,7 @@ func (c *Config) applyDefaults() {
 	setStr(&s.FailureMode, FailClosed)
 	setDur(&s.ShutdownGrace, DefaultShutdownGrace)
 	setDur(&s.ReloadInterval, DefaultReloadInterval)
+	setInt(&s.GCPercent, DefaultGCPercent)
 	setInt(&s.Limits.MaxMessages, DefaultMaxMessages)
 	setInt(&s.Limits.MaxJSONDepth, DefaultMaxJSONDepth)
 	setInt(&s.Limits.MaxClassifierChars, DefaultMaxClassifierChars)
@@ -185,6 +187,9 @@ func (c *Config) validateServer(v *validator) {
 		v.add("server.grpc_max_message_bytes", "must be at least 1048576 (1 MiB)")
 	} else if int64(s.GRPCMaxMessageBytes) < s.MaxBodyBytes+64<<10 {
 		v.add("server.grpc_max_message_bytes", "must exceed max_body_bytes by at least 64 KiB so a maximal body fits in one ext_proc message (%d <= %d)", s.GRPCMaxMessageBytes, s.MaxBodyBytes)
+	}
+	if s.GCPercent < -1 || s.GCPercent == 0 {
+		v.add("server.gc_percent", "must be positive, or -1 to leave the garbage collector to GOGC/GOMEMLIMIT")
 	}
 	if s.FailureMode != FailClosed && s.FailureMode != FailOpen {
 		v.add("server.failure_mode", "must be %q or %q (got %q)", FailClosed, FailOpen, s.FailureMode)

@@ -7,6 +7,8 @@ package openai
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -68,6 +70,9 @@ var (
 	ErrTooDeep    = errors.New("request body nests JSON too deeply")
 	ErrBadModel   = errors.New(`"model" must be a string`)
 	ErrBadMessage = errors.New(`"messages" must be an array of objects`)
+
+	errDupModel    = fmt.Errorf("%w, once: the key appears more than once", ErrBadModel)
+	errDupMessages = fmt.Errorf("%w, once: the key (messages or input) appears more than once", ErrBadMessage)
 )
 
 // Request is a read-only view over a request body. It holds the body bytes
@@ -108,11 +113,20 @@ func (r *Request) Reset(body []byte, shape Shape, maxDepth int) error {
 	if err := checkJSON(body, maxDepth); err != nil {
 		return err
 	}
-	root := gjson.ParseBytes(body)
+	// A string view of the body, not a copy (gjson.ParseBytes copies the
+	// whole body; profiles showed it as the largest allocation for big
+	// prompts). Results alias the body, which is never modified: rewrites
+	// (sjson) build new slices.
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
 	if !root.IsObject() {
 		return ErrNotObject
 	}
 	var perr error
+	// A duplicate "model" or "messages"/"input" key is refused: the router
+	// reads the last copy, gjson paths (signals, the upstream model rewrite)
+	// the first, and providers differ in which one they use, so a body with
+	// two copies could be routed and scanned on one and served on the other.
+	var seenModel, seenMessages, seenInput bool
 	root.ForEach(func(key, v gjson.Result) bool {
 		switch key.Str {
 		case "model":
@@ -120,6 +134,11 @@ func (r *Request) Reset(body []byte, shape Shape, maxDepth int) error {
 				perr = ErrBadModel
 				return false
 			}
+			if seenModel {
+				perr = errDupModel
+				return false
+			}
+			seenModel = true
 			r.Model = v.Str
 		case "stream":
 			r.Stream = v.Type == gjson.True
@@ -146,8 +165,18 @@ func (r *Request) Reset(body []byte, shape Shape, maxDepth int) error {
 				perr = ErrBadMessage
 				return false
 			}
+			if seenMessages {
+				perr = errDupMessages
+				return false
+			}
+			seenMessages = true
 			r.MessageCount = countArray(v)
 		case "input":
+			if seenInput {
+				perr = errDupMessages
+				return false
+			}
+			seenInput = true
 			if shape == ShapeResponses && v.IsArray() {
 				r.MessageCount = countArray(v)
 			} else if shape == ShapeResponses {
