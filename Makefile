@@ -8,6 +8,16 @@ FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 BENCHCOUNT ?= 6
 IMAGE     ?= switchyard:$(VERSION)
+BENCH     ?= .
+BENCHPKGS ?= ./extproc/... ./internal/...
+BENCHOUT  ?= bench.txt
+ROUNDS    ?= 3
+LOAD_ADDR ?= 127.0.0.1:50051
+LOAD_ADMIN ?= 127.0.0.1:9090
+LOAD_ARGS ?= -c 32 -size 2k -d 20s
+
+SHELL       := bash
+.SHELLFLAGS := -o pipefail -ec
 
 .DEFAULT_GOAL := help
 
@@ -43,15 +53,46 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
 	  done; \
 	done
 
+.PHONY: fuzz-corpus
+fuzz-corpus: ## fuzz every target for FUZZTIME and keep up to 20 small new inputs each under testdata/fuzz
+	@set -e; cache=$$($(GO) env GOCACHE)/fuzz; \
+	for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null; \
+	    mkdir -p $$dir/testdata/fuzz/$$f; \
+	    find $$cache/$$pkg/$$f -type f -size -4k 2>/dev/null | head -20 | xargs -r cp -t $$dir/testdata/fuzz/$$f; \
+	    echo "$$pkg $$f: $$(ls $$dir/testdata/fuzz/$$f | wc -l) corpus files"; \
+	  done; \
+	done
+
 .PHONY: bench
-bench: ## run the hot-path benchmarks BENCHCOUNT times into bench.txt (compare with benchstat)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) $(PKGS) | tee bench.txt
+bench: ## run the hot-path benchmarks BENCHCOUNT times into BENCHOUT (default bench.txt) for benchstat
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) $(BENCHPKGS) | tee $(BENCHOUT)
+
+.PHONY: benchcmp
+benchcmp: ## compare two bench outputs: make benchcmp OLD=old.txt NEW=new.txt
+	$(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da $(OLD) $(NEW)
+
+.PHONY: load
+load: ## load-test a running Switchyard (LOAD_ADDR, LOAD_ADMIN, LOAD_ARGS)
+	$(GO) run ./test/load -addr $(LOAD_ADDR) -admin $(LOAD_ADMIN) $(LOAD_ARGS)
+
+.PHONY: compare
+compare: build ## Switchyard vs the null processor on the issue-9 scenarios (ROUNDS rounds each)
+	-$(GO) run ./test/load -compare -build=false -rounds $(ROUNDS) -d 20s -c 32 -size 2k -json perf-closed-2k.json
+	-$(GO) run ./test/load -compare -build=false -rounds $(ROUNDS) -d 20s -c 32 -size 64k -json perf-closed-64k.json
+	-$(GO) run ./test/load -compare -build=false -rounds $(ROUNDS) -d 20s -rate 2000 -size 2k -json perf-rate-2000.json
+
+.PHONY: soak
+soak: ## 15 minutes at 1,000 requests/s with a config reload every 10 s
+	test/load/soak.sh 15m 1000
 
 .PHONY: lint
 lint: ## gofmt check, go vet and golangci-lint (installed on demand)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1)
 	$(GO) vet $(PKGS)
-	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.6.2 run $(PKGS)
+	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run $(PKGS)
 
 .PHONY: envoy-config
 envoy-config: ## regenerate envoy/envoy.yaml and envoy/istio from the default config
@@ -63,4 +104,4 @@ docker: ## build the container image (needs a Docker engine)
 
 .PHONY: clean
 clean: ## remove build output
-	rm -rf bin bench.txt
+	rm -rf bin bench.txt perf-*.json soak.json
