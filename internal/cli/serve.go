@@ -175,9 +175,12 @@ func (r *reloader) reload(ctx context.Context) {
 	r.metrics.Reloads.WithLabelValues("config", "success").Inc()
 	r.log.Info("reloaded", zap.String("config", r.path), zap.String("policy_revision", rt.PolicyRevision()),
 		zap.Duration("took", time.Since(start)))
-	// Streams that started on the old router keep it until they end; close
-	// its background resources once they have had time to finish.
-	closeLater(old, 2*time.Minute)
+	// Streams that started on the old router hold their own reference and
+	// keep it until they end (the GC frees it after); only its background
+	// resources (the LLM classifier's connections) are closed, shortly after.
+	// Holding it longer keeps one router per reload alive (seen in the soak
+	// run: 12 routers and 174 MB RSS with a 2-minute delay and a reload every 10 s).
+	closeLater(old, 10*time.Second)
 }
 
 func closeLater(rt *route.Router, after time.Duration) {

@@ -51,7 +51,7 @@ type Server struct {
 	// ReloadInterval is how often the config file and policy dirs are
 	// checked for changes (default 1s).
 	ReloadInterval Duration `yaml:"reload_interval"`
-	// GCPercent is the Go garbage collector's GOGC for `serve` (default 400;
+	// GCPercent is the Go garbage collector's GOGC for `serve` (default 200;
 	// the GOGC environment variable wins). The live heap is small and
 	// short-lived garbage is most of the allocation, so a higher value
 	// trades a few tens of MB of RSS for far less GC CPU.
