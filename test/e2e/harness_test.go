@@ -97,6 +97,7 @@ type harness struct {
 	adminURL  string
 	providers map[string]*fakeprovider.Server // by provider name
 	sim       *sim                            // envoysim on envoy/envoy.yaml
+	srv       *extproc.Server                 // the ext_proc server (Swap for reload tests)
 	hc        *http.Client
 	client    openai.Client // SDK pointed at sim
 }
@@ -107,7 +108,15 @@ type harness struct {
 // t.Setenv before.
 func startHarness(t *testing.T) *harness {
 	t.Helper()
-	h := &harness{t: t, snap: compile(t, editConfig(t, suiteEdits...)), metrics: telemetry.NewMetrics(), providers: map[string]*fakeprovider.Server{}}
+	return startHarnessYAML(t, editConfig(t, suiteEdits...))
+}
+
+// startHarnessYAML is startHarness on a given Switchyard config (the fault
+// suite builds its own: LLM classifier, policy dirs, lower limits). The
+// Envoy side is always the checked-in envoy/envoy.yaml.
+func startHarnessYAML(t *testing.T, yaml []byte) *harness {
+	t.Helper()
+	h := &harness{t: t, snap: compile(t, yaml), metrics: telemetry.NewMetrics(), providers: map[string]*fakeprovider.Server{}}
 	log := zap.NewNop()
 	if os.Getenv("E2E_LOG") != "" {
 		log, _ = zap.NewDevelopment()
@@ -117,6 +126,7 @@ func startHarness(t *testing.T) *harness {
 		t.Fatalf("route.Build: %v", err)
 	}
 	srv := extproc.New(rt, log, h.metrics)
+	h.srv = srv
 	gs, err := extproc.NewGRPCServer(srv, h.snap.Config.Server)
 	if err != nil {
 		t.Fatal(err)
