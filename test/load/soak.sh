@@ -18,5 +18,8 @@ cp "$work/a.yaml" "$work/switchyard.yaml"
   --admin-addr 127.0.0.1:9191 --log-level warn > "$work/server.log" 2>&1 &
 for _ in $(seq 100); do curl -fs http://127.0.0.1:9191/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 ( n=0; while sleep 10; do n=$((n+1)); if [ $((n % 2)) = 1 ]; then cp "$work/b.yaml" "$work/switchyard.yaml.tmp"; else cp "$work/a.yaml" "$work/switchyard.yaml.tmp"; fi; mv "$work/switchyard.yaml.tmp" "$work/switchyard.yaml"; done ) &
-go run ./test/load -addr 127.0.0.1:50151 -admin 127.0.0.1:9191 -rate "$rate" -d "$dur" -size 2k -q -json "${SOAK_JSON:-soak.json}"
-echo "reloads: $(curl -fs http://127.0.0.1:9191/metrics | grep '^switchyard_config_reload_total')"
+status=0
+go run ./test/load -addr 127.0.0.1:50151 -admin 127.0.0.1:9191 -rate "$rate" -d "$dur" -size 2k -q -json "${SOAK_JSON:-soak.json}" || status=$?
+echo "reloads:"
+curl -fs http://127.0.0.1:9191/metrics | grep '^switchyard_config_reload_total' || true
+exit "$status"
