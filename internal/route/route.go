@@ -220,7 +220,13 @@ func (r *Router) decide(ctx context.Context, q *Request, d *Decision, start time
 	cfg := r.snap.Config
 	d.Request = r.requestInput(q)
 	if q.NoBody {
-		r.route(d, cfg.Routing.DefaultTarget, "no_body", OutcomePassthrough)
+		// GET /v1/models and the like: nothing to read, but the policy still
+		// decides (tenant and provider rules apply to every request).
+		d.Proposal = policy.Proposal{Target: cfg.Routing.DefaultTarget, Reason: "no_body"}
+		if t, ok := r.snap.Target(cfg.Routing.DefaultTarget); ok {
+			d.Proposal.Tier = t.Tier
+		}
+		r.applyPolicy(ctx, d)
 		return
 	}
 	if int64(len(q.Body)) > cfg.Server.MaxBodyBytes {

@@ -214,3 +214,19 @@ func counter(t *testing.T, m *telemetry.Metrics, name, label string) float64 {
 	}
 	return 0
 }
+
+// A request without a body still goes through the policy.
+func TestNoBodyRequestIsDecidedByPolicy(t *testing.T) {
+	pol := &scriptedPolicy{dec: policy.Decision{Allow: false, Reason: "tenant_forbidden"}}
+	r, err := New(testSnap(t, nil), Deps{Signals: fixedSignals{}, Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := r.Decide(context.Background(), &Request{Method: "GET", Path: "/v1/models", NoBody: true}, "id")
+	if pol.in == nil || pol.in.Proposal.Reason != "no_body" || pol.in.Proposal.Target != "fast" {
+		t.Fatalf("policy not consulted for a bodiless request: %+v", pol.in)
+	}
+	if d.Outcome != OutcomeDenied || d.Status != 403 {
+		t.Errorf("decision = %s %d", d.Outcome, d.Status)
+	}
+}
