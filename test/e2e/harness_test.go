@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"io"
 	"math"
 	"net"
 	"net/http"
@@ -410,27 +409,7 @@ type rawResp struct {
 // and waits for its access-log entry.
 func (h *harness) raw(s *sim, method, path, body string, hdr map[string]string) rawResp {
 	h.t.Helper()
-	req, err := http.NewRequest(method, s.url+path, strings.NewReader(body))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	id := newID()
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+clientKey)
-	req.Header.Set("X-Request-Id", id)
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := h.hc.Do(req)
-	if err != nil {
-		h.t.Fatalf("request: %v", err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		h.t.Fatalf("read body: %v", err)
-	}
-	return rawResp{status: resp.StatusCode, header: resp.Header, body: string(b), log: s.logs.wait(h.t, id)}
+	return h.rawBytes(s, method, path, []byte(body), hdr)
 }
 
 // sdkCall is one SDK chat completion with its HTTP response and access log.

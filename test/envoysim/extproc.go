@@ -636,14 +636,8 @@ func (f *extProcFilter) bufferedBody(ctx context.Context, hdr *headerMap, body [
 		return body, f.processingError(err)
 	}
 	if bm := cr.GetBodyMutation(); bm != nil {
-		switch m := bm.GetMutation().(type) {
-		case *extprocv3.BodyMutation_Body:
-			body = m.Body
-		case *extprocv3.BodyMutation_ClearBody:
-			if m.ClearBody {
-				body = nil
-			}
-		case *extprocv3.BodyMutation_StreamedResponse:
+		var ok bool
+		if body, ok = mutateBody(bm, body); !ok {
 			return body, f.spurious("spurious message")
 		}
 		if cl, ok := hdr.get("content-length"); ok {
@@ -667,14 +661,8 @@ func (f *extProcFilter) streamedChunk(ctx context.Context, data []byte, eos, req
 	}
 	cr := bodyResponseOf(resp, reqDir).GetResponse()
 	if bm := cr.GetBodyMutation(); bm != nil {
-		switch m := bm.GetMutation().(type) {
-		case *extprocv3.BodyMutation_Body:
-			data = m.Body
-		case *extprocv3.BodyMutation_ClearBody:
-			if m.ClearBody {
-				data = nil
-			}
-		case *extprocv3.BodyMutation_StreamedResponse:
+		var ok bool
+		if data, ok = mutateBody(bm, data); !ok {
 			return data, f.spurious("spurious message")
 		}
 	}
@@ -683,4 +671,21 @@ func (f *extProcFilter) streamedChunk(ctx context.Context, data []byte, eos, req
 	}
 	f.closeIfLast(want, eos)
 	return data, nil
+}
+
+// mutateBody applies a BUFFERED or STREAMED body mutation (§3): body
+// replaces, clear_body empties. ok is false for streamed_response, which
+// is valid only in FULL_DUPLEX_STREAMED and so spurious here.
+func mutateBody(bm *extprocv3.BodyMutation, body []byte) (out []byte, ok bool) {
+	switch m := bm.GetMutation().(type) {
+	case *extprocv3.BodyMutation_Body:
+		return m.Body, true
+	case *extprocv3.BodyMutation_ClearBody:
+		if m.ClearBody {
+			return nil, true
+		}
+	case *extprocv3.BodyMutation_StreamedResponse:
+		return body, false
+	}
+	return body, true
 }
