@@ -6,7 +6,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath \
+RUN CGO_ENABLED=0 go build -trimpath -tags vtprotobuf \
       -ldflags "-s -w -X github.com/switchyard-llm/switchyard/internal/cli.version=${VERSION}" \
       -o /out/switchyard .
 

@@ -34,6 +34,8 @@ func NewGRPCServer(s *Server, cfg config.Server) (*GRPCServer, error) {
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		// Envoy multiplexes many request streams over few connections.
 		grpc.MaxConcurrentStreams(1 << 16),
+		// Reflection-free marshalling of ext_proc answers (codec.go).
+		grpc.ForceServerCodecV2(newCodec()),
 	}
 	if cfg.TLS.CertFile != "" {
 		tc, err := serverTLS(cfg.TLS)

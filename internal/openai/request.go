@@ -5,7 +5,6 @@
 package openai
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"unsafe"
@@ -246,46 +245,4 @@ func (r *Request) Prompt() string {
 		return v.Get("0").Str
 	}
 	return v.Str
-}
-
-// checkJSON validates body as JSON and bounds its nesting depth in one pass
-// without allocating. gjson.ValidBytes does not bound depth, and a deeply
-// nested body is a cheap way to make later readers recurse.
-func checkJSON(body []byte, maxDepth int) error {
-	if !gjson.ValidBytes(body) {
-		return ErrNotJSON
-	}
-	depth := 0
-	for i := 0; i < len(body); i++ {
-		switch body[i] {
-		case '"':
-			// Skip the string: jump to each '"' with IndexByte (vectorised)
-			// and stop at one not escaped by an odd run of backslashes.
-			j := i + 1
-			for {
-				k := bytes.IndexByte(body[j:], '"')
-				if k < 0 {
-					return ErrNotJSON // cannot happen after ValidBytes
-				}
-				j += k
-				bs := 0
-				for b := j - 1; b > i && body[b] == '\\'; b-- {
-					bs++
-				}
-				if bs%2 == 0 {
-					break
-				}
-				j++
-			}
-			i = j
-		case '{', '[':
-			depth++
-			if depth > maxDepth {
-				return ErrTooDeep
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -302,11 +303,17 @@ func appendDelta(dst []byte, delta gjson.Result) []byte {
 // object. Other bytes are kept as they were: the field is set in place, or
 // added at the end of the object.
 func ForceIncludeUsage(body []byte) ([]byte, bool) {
-	if !gjson.ValidBytes(body) {
+	if len(body) == 0 || checkJSON(body, 1<<20) != nil {
 		return body, false
 	}
+	return forceIncludeUsage(body)
+}
+
+func forceIncludeUsage(body []byte) ([]byte, bool) {
 	var stream, messages, prompt, opts gjson.Result
-	root := gjson.ParseBytes(body)
+	// A view, not a copy (ParseBytes copies the body); results are only
+	// read before the new body is built.
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
 	if !root.IsObject() {
 		return body, false
 	}
@@ -329,6 +336,9 @@ func ForceIncludeUsage(body []byte) ([]byte, bool) {
 	if opts.Get("include_usage").Type == gjson.True {
 		return body, false
 	}
+	if !opts.Exists() {
+		return appendMember(body, usageMember), true
+	}
 	var out []byte
 	var err error
 	if opts.IsObject() {
@@ -340,4 +350,27 @@ func ForceIncludeUsage(body []byte) ([]byte, bool) {
 		return body, false
 	}
 	return out, true
+}
+
+const usageMember = `"stream_options":{"include_usage":true}`
+
+// appendMember returns a copy of the valid JSON object body with member
+// added before its closing brace, in one allocation (sjson builds the result
+// in several steps; this is the common case of every streaming request).
+func appendMember(body []byte, member string) []byte {
+	end := len(body) - 1
+	for end > 0 && body[end] != '}' {
+		end-- // trailing whitespace
+	}
+	last := end - 1
+	for last > 0 && isJSONSpace(body[last]) {
+		last--
+	}
+	out := make([]byte, 0, len(body)+len(member)+1)
+	out = append(out, body[:end]...)
+	if body[last] != '{' {
+		out = append(out, ',')
+	}
+	out = append(out, member...)
+	return append(out, body[end:]...)
 }

@@ -221,6 +221,8 @@ func TestForceIncludeUsage(t *testing.T) {
 		{"replaces null options", `{"stream":true,"stream_options":null,"prompt":"x"}`,
 			`{"stream":true,"stream_options":{"include_usage":true},"prompt":"x"}`, true},
 		{"completions prompt", `{"stream":true,"prompt":"Say hi"}`, `{"stream":true,"prompt":"Say hi","stream_options":{"include_usage":true}}`, true},
+		{"trailing whitespace", "{\"stream\":true,\"prompt\":\"x\" }\n",
+			"{\"stream\":true,\"prompt\":\"x\" ,\"stream_options\":{\"include_usage\":true}}\n", true},
 		{"already on", `{"stream":true,"stream_options":{"include_usage":true},"messages":[]}`, "", false},
 		{"not streaming", `{"stream":false,"messages":[]}`, "", false},
 		{"stream absent", `{"messages":[]}`, "", false},

@@ -297,7 +297,8 @@ func moduleRoot() (string, error) {
 	}
 }
 
-// buildSwitchyard runs `go build -o bin .` in the module root.
+// buildSwitchyard runs `go build -tags vtprotobuf -o bin .` in the module
+// root, as `make build` does.
 func buildSwitchyard(ctx context.Context, bin string) (string, error) {
 	root, err := moduleRoot()
 	if err != nil {
@@ -306,7 +307,7 @@ func buildSwitchyard(ctx context.Context, bin string) (string, error) {
 	if !filepath.IsAbs(bin) {
 		bin = filepath.Join(root, bin)
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "vtprotobuf", "-o", bin, ".")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build switchyard: %w\n%s", err, out)

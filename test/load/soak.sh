@@ -9,7 +9,7 @@ dur=${1:-15m}
 rate=${2:-1000}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-go build -o "$work/switchyard" .
+go build -tags vtprotobuf -o "$work/switchyard" .
 base=$(sed 's/  strict_json: false/  strict_json: false\n  reload_interval: 1s/' internal/config/default.yaml)
 printf '%s\n' "$base" > "$work/a.yaml"
 printf '%s\n' "$base" | sed 's/{above: 0.7, target: reasoning}/{above: 0.75, target: reasoning}/' > "$work/b.yaml"

@@ -1,0 +1,6 @@
+//go:build !vtprotobuf
+
+package extproc
+
+// vtprotobufBuild: see vtproto_on.go.
+const vtprotobufBuild = false
