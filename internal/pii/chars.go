@@ -114,23 +114,79 @@ func containsFold(s, sub string) bool {
 	if n == 0 {
 		return true
 	}
+	c0, u0 := sub[0], upper(sub[0])
 	for i := 0; i+n <= len(s); i++ {
-		j := 0
-		for j < n && lower(s[i+j]) == sub[j] {
-			j++
+		if c := s[i]; c != c0 && c != u0 {
+			continue
 		}
-		if j == n {
+		if equalFoldTail(s[i+1:i+n], sub[1:]) {
 			return true
 		}
 	}
 	return false
 }
 
-// containsAnyFold reports whether s contains any of subs (lower case).
-func containsAnyFold(s string, subs []string) bool {
-	for _, sub := range subs {
-		if containsFold(s, sub) {
-			return true
+// equalFoldTail reports whether s equals the lower-case sub, ASCII
+// case-insensitively; len(s) == len(sub).
+func equalFoldTail(s, sub string) bool {
+	for j := 0; j < len(sub); j++ {
+		if lower(s[j]) != sub[j] {
+			return false
+		}
+	}
+	return true
+}
+
+func upper(b byte) byte {
+	if cls[b]&clLower != 0 {
+		return b - ('a' - 'A')
+	}
+	return b
+}
+
+// foldSet is a fixed list of lower-case needles that containsAny looks for
+// in one pass over the haystack, instead of one pass per needle.
+type foldSet struct {
+	first   [256]bool // first bytes of the needles, in both cases
+	byFirst [128][]string
+}
+
+func newFoldSet(needles ...string) *foldSet {
+	fs := &foldSet{}
+	for _, s := range needles {
+		c := s[0]
+		fs.first[c], fs.first[upper(c)] = true, true
+		fs.byFirst[c] = append(fs.byFirst[c], s)
+	}
+	return fs
+}
+
+// containsAny reports whether s contains any needle, ASCII
+// case-insensitively.
+func (fs *foldSet) containsAny(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !fs.first[s[i]] {
+			continue
+		}
+		for _, sub := range fs.byFirst[lower(s[i])] {
+			if i+len(sub) <= len(s) && equalFoldTail(s[i+1:i+len(sub)], sub[1:]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// containsAnyLower is containsAny for a haystack that is already lower case.
+func (fs *foldSet) containsAnyLower(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] >= 128 || !fs.first[b[i]] {
+			continue
+		}
+		for _, sub := range fs.byFirst[b[i]] {
+			if i+len(sub) <= len(b) && equalBytes(b[i+1:i+len(sub)], sub[1:]) {
+				return true
+			}
 		}
 	}
 	return false

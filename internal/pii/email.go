@@ -15,6 +15,14 @@ var fileExtTLDs = []string{
 	"json", "yaml", "yml", "toml", "lock", "txt", "md", "html", "htm", "xml",
 }
 
+var fileExtTLD = func() map[string]bool {
+	m := make(map[string]bool, len(fileExtTLDs))
+	for _, ext := range fileExtTLDs {
+		m[ext] = true
+	}
+	return m
+}()
+
 // email is called at every '@'. It scans back over the local part (at most 64
 // bytes) and forward over the domain, and on a match returns the end of the
 // domain so the domain's digits are not read again as numbers.
@@ -70,10 +78,12 @@ func (st *state) email(t string, i int) int {
 			return i + 1
 		}
 	}
-	for _, ext := range fileExtTLDs {
-		if len(ext) == len(tld) && containsFold(tld, ext) {
-			return i + 1
-		}
+	var low [maxTLD]byte
+	for k := 0; k < len(tld); k++ {
+		low[k] = lower(tld[k])
+	}
+	if fileExtTLD[string(low[:len(tld)])] {
+		return i + 1
 	}
 	if c := at(t, j); c == '@' || c == '_' {
 		return i + 1

@@ -1,5 +1,7 @@
 package pii
 
+import "math/bits"
+
 // Vendor key and token shapes, JWTs and PEM private keys.
 
 type bodyKind uint8
@@ -109,12 +111,32 @@ func (m *runMemo) runEnd(t string, s int, k bodyKind) int {
 		return r.end
 	}
 	j := s
-	for j < len(t) && inBody(k, t[j]) {
+	bit := uint8(1) << k
+	for j+8 <= len(t) { // eight bytes per step through a key body
+		b := t[j : j+8]
+		if bodyCls[b[0]]&bodyCls[b[1]]&bodyCls[b[2]]&bodyCls[b[3]]&bodyCls[b[4]]&bodyCls[b[5]]&bodyCls[b[6]]&bodyCls[b[7]]&bit == 0 {
+			break
+		}
+		j += 8
+	}
+	for j < len(t) && bodyCls[t[j]]&bit != 0 {
 		j++
 	}
 	r.start, r.end = s, j
 	return j
 }
+
+// bodyCls[c] has bit k set when c is in body class k (inBody as a table).
+var bodyCls = func() (a [256]uint8) {
+	for c := 0; c < 256; c++ {
+		for k := range numBodyKinds {
+			if inBody(k, byte(c)) {
+				a[c] |= 1 << k
+			}
+		}
+	}
+	return a
+}()
 
 // apiKeyAt matches a vendor key starting at i.
 func apiKeyAt(t string, i int, memo *runMemo) (int, bool) {
@@ -160,30 +182,26 @@ func keyBody(t string, s int, r keyRule, memo *runMemo) (int, bool) {
 // characters, "EXAMPLE" (AWS's documented keys end in it) or runs of x.
 func bodyLooksRandom(b string, need uint8) bool {
 	var seen [2]uint64
-	distinct := 0
-	var digit, up, low bool
+	var x uint8 // union of the byte classes
 	for i := 0; i < len(b); i++ {
 		c := b[i] & 127
-		if seen[c>>6]&(1<<(c&63)) == 0 {
-			seen[c>>6] |= 1 << (c & 63)
-			distinct++
-		}
-		x := cls[b[i]]
-		digit = digit || x&clDigit != 0
-		up = up || x&clUpper != 0
-		low = low || x&clLower != 0
+		seen[c>>6] |= 1 << (c & 63)
+		x |= cls[b[i]]
 	}
-	if distinct < minDistinct {
+	if bits.OnesCount64(seen[0])+bits.OnesCount64(seen[1]) < minDistinct {
 		return false
 	}
+	digit, up, low := x&clDigit != 0, x&clUpper != 0, x&clLower != 0
 	if need&needDigitLetter != 0 && (!digit || !(up || low)) {
 		return false
 	}
 	if need&needUpperLower != 0 && (!up || !low) {
 		return false
 	}
-	return !containsFold(b, "example") && !containsFold(b, "xxxxx")
+	return !keyPlaceholders.containsAny(b)
 }
+
+var keyPlaceholders = newFoldSet("example", "xxxxx")
 
 // sendgridAt matches SG.<22 base64url>.<43 base64url>.
 func sendgridAt(t string, i int, memo *runMemo) (int, bool) {

@@ -95,8 +95,11 @@ func readRun(t string, i int, r *numRun) (end int, ok bool) {
 
 // numbers reads the run at i and counts whatever it holds.
 func (st *state) numbers(t string, i int) int {
-	var r numRun
-	end, ok := readRun(t, i, &r)
+	// The run lives in state so that it is not cleared on every call;
+	// readRun only reads what it wrote.
+	r := &st.run
+	r.n, r.plus = 0, false
+	end, ok := readRun(t, i, r)
 	if !ok {
 		if end <= i+1 && t[i] == '(' {
 			return i + 1 // not a phone-style "(...)": read the digits on their own
@@ -121,6 +124,10 @@ func (st *state) numbers(t string, i int) int {
 			p++
 			continue
 		}
+		if r.n-p < 3 && r.g[p].len() != 9 && r.digitsFrom(p) < 13 {
+			p++ // too short for a card and too few groups for anything else
+			continue
+		}
 		m, id := r.match(t, p)
 		if m == 0 {
 			p++
@@ -130,6 +137,15 @@ func (st *state) numbers(t string, i int) int {
 		p += m
 	}
 	return end
+}
+
+// digitsFrom returns the number of digits in groups p and up.
+func (r *numRun) digitsFrom(p int) int {
+	d := 0
+	for k := p; k < r.n; k++ {
+		d += r.g[k].len()
+	}
+	return d
 }
 
 // endsAt reports whether a match covering groups [p, q) ends at a boundary:
@@ -384,7 +400,7 @@ func versionKeywordBefore(t string, pos int) bool {
 }
 
 // ssnKeywords must appear in the 32 bytes before a bare 9-digit number.
-var ssnKeywords = []string{"ssn", "social security", "soc sec", "ss#", "ss no", "ss num"}
+var ssnKeywords = newFoldSet("ssn", "social security", "soc sec", "ss#", "ss no", "ss num")
 
 const ssnWindow = 32
 
@@ -393,5 +409,5 @@ func ssnKeywordBefore(t string, pos int) bool {
 	if s < 0 {
 		s = 0
 	}
-	return containsAnyFold(t[s:pos], ssnKeywords)
+	return ssnKeywords.containsAny(t[s:pos])
 }

@@ -7,6 +7,36 @@ type state struct {
 	// BEGIN lines without an END cannot make the scan quadratic.
 	pemEnd int
 	runs   runMemo
+	run    numRun // scratch of numbers()
+	// The last apiKeyAt and jwtAt answers: assignment() checks the value
+	// of "TOKEN=<key>" for a key, and the scan then reaches the same key.
+	key, jwtMemo shapeMemo
+	// The last secretName answer, asked by the skip loop and again by
+	// assignment().
+	name shapeMemo
+}
+
+// shapeMemo caches one answer of a pure matcher by position.
+type shapeMemo struct {
+	pos1 int // position + 1; 0: empty
+	end  int
+	ok   bool
+}
+
+func (st *state) apiKey(t string, i int) (int, bool) {
+	if m := &st.key; m.pos1 != i+1 {
+		m.end, m.ok = apiKeyAt(t, i, &st.runs)
+		m.pos1 = i + 1
+	}
+	return st.key.end, st.key.ok
+}
+
+func (st *state) jwt(t string, i int) (int, bool) {
+	if m := &st.jwtMemo; m.pos1 != i+1 {
+		m.end, m.ok = jwtAt(t, i, &st.runs)
+		m.pos1 = i + 1
+	}
+	return st.jwtMemo.end, st.jwtMemo.ok
 }
 
 const (
@@ -47,6 +77,9 @@ var action = func() (a [256]uint8) {
 func (st *state) scan(t string) {
 	n := len(t)
 	for i := 0; i < n; {
+		if i = st.skipPlain(t, i); i >= n {
+			return
+		}
 		switch action[t[i]] {
 		case actSkip:
 			i++
@@ -113,10 +146,7 @@ func (st *state) word(t string, i int) int {
 		return i + 1 // "\n4111...": the number starts after the escape
 	}
 	n := len(t)
-	e := i + 1
-	for e < n && isWord(t[e]) {
-		e++
-	}
+	e := wordEnd(t, i)
 	// Fast path for ordinary words: nothing that starts with a short word
 	// can match unless the next byte continues a token ('-', '.', ':'),
 	// assigns ('=', ':', a closing quote) or, for a space, the word is an
@@ -160,10 +190,10 @@ func (st *state) word(t string, i int) int {
 
 // tokenAt matches the shaped tokens that start with a letter.
 func (st *state) tokenAt(t string, i int) (end int, id typeID, ok bool) {
-	if end, ok = apiKeyAt(t, i, &st.runs); ok {
+	if end, ok = st.apiKey(t, i); ok {
 		return end, tAPIKey, true
 	}
-	if end, ok = jwtAt(t, i, &st.runs); ok {
+	if end, ok = st.jwt(t, i); ok {
 		return end, tJWT, true
 	}
 	if end, ok = ibanAt(t, i); ok {
