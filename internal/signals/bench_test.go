@@ -38,7 +38,7 @@ func reportCPU(b *testing.B) func() {
 	}
 }
 
-func benchRequest(b *testing.B, file string) *openai.Request {
+func benchRequest(b testing.TB, file string) *openai.Request {
 	b.Helper()
 	body, err := os.ReadFile(file)
 	if err != nil {

@@ -2,6 +2,8 @@ package signals
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -316,7 +318,48 @@ func TestClassifierDeterministic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.hash != b.hash || a.m.temp != b.m.temp || a.m.qscale != b.m.qscale || !slices.Equal(a.m.q, b.m.q) {
+	if a.hash != b.hash || a.m.temp != b.m.temp || a.m.qscale != b.m.qscale || *a.m.q != *b.m.q {
 		t.Fatal("training twice on the same examples gave different models")
+	}
+}
+
+// TestModelSum checks the SWAR row sums against plain int8 arithmetic,
+// with extreme weights and more features than one 16-bit chunk holds.
+func TestModelSum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	m := &model{w: make([]float32, numDims*numIntents)}
+	for i := range m.w {
+		switch rng.IntN(4) {
+		case 0:
+			m.w[i] = 1 // the largest weight: +127
+		case 1:
+			m.w[i] = -1 // -127
+		default:
+			m.w[i] = rng.Float32()*2 - 1
+		}
+	}
+	want := make([]int8, hashDim*numIntents)
+	scale := float32(1) / 127 // quantize's scale: the largest |weight| is 1
+	for i, v := range m.w[:hashDim*numIntents] {
+		want[i] = int8(math.Round(float64(v / scale)))
+	}
+	m.quantize()
+	for _, n := range []int{0, 1, 255, 256, 257, 1000, 3 * sumChunk} {
+		idx := make([]uint32, n)
+		for i := range idx {
+			idx[i] = uint32(rng.IntN(hashDim))
+			if i%3 == 0 {
+				idx[i] = 7 // repeated rows
+			}
+		}
+		var naive [numIntents]int32
+		for _, i := range idx {
+			for k := range numIntents {
+				naive[k] += int32(want[int(i)*numIntents+k])
+			}
+		}
+		if got := m.sum(idx); got != naive {
+			t.Fatalf("%d features: sum %v, want %v", n, got, naive)
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package signals
 
 import (
+	"encoding/binary"
 	"math"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -14,10 +16,11 @@ import (
 // documented in README "Signals". A trivial prompt ("hi") scores about
 // 0.08; a long multi-step, constrained, technical ask approaches 1.
 //
-// One pass over the classifier text finds everything: words are hashed
-// (ASCII-lowercased, apostrophes kept, everything else splits) and looked
-// up, together with the bigram and trigram they end, in a small
-// open-addressing table of cue phrases. No regular expressions.
+// One pass over the classifier text finds everything, driven by a table of
+// byte classes. Words (ASCII letters, apostrophes between letters;
+// everything else splits) are matched exactly against the words of the cue
+// phrases, and the phrases they end are looked up by the ids of the last
+// two or three words. No regular expressions.
 
 // ComplexityFeatures are the inputs of the complexity score, each in [0,1].
 type ComplexityFeatures struct {
@@ -104,86 +107,161 @@ var cuePhrases = map[uint8][]string{
 	cueUnit: {"words", "pages", "paragraphs", "sections", "slides", "chapters", "lines"},
 }
 
-// cueTable is an open-addressing hash set of word-sequence hashes.
-type cueTable struct {
-	keys []uint64
-	cues []uint8
-	mask uint64
+// Cue phrases are matched exactly, word by word. Every word that occurs in
+// a phrase gets an id (cueTables.wordID); a word of the text is looked up
+// by its lowercased bytes, packed into two integers, and only when its
+// first two letters and its length fit some cue word (cueTables.maybe, one
+// load that rejects most words). The phrases ending in a word are looked
+// up by the ids of it and the one or two words before (cueTables.phrase).
+
+// cueWordMax bounds the words that are looked up: longer ones are in no
+// phrase (the longest cue word, "differentiate", has 13 letters).
+const cueWordMax = 16
+
+// cueKey is a word of at most cueWordMax bytes, lowercased and packed
+// little-endian, zero-padded (a struct, not an array, so that it lives in
+// registers).
+type cueKey struct{ lo, hi uint64 }
+
+// cueInfo is what a word id means on its own.
+type cueInfo struct {
+	cue  uint8 // single-word cue, cueNone if none
+	tail bool  // ends some multi-word phrase
 }
 
-const cueTableBits = 10
+type cuePhrase struct {
+	key uint32 // ids of the words, first word in the highest byte used
+	cue uint8  // cueNone: empty slot
+}
 
-var cues = buildCueTable()
+const (
+	cueWordBits   = 12
+	cuePhraseBits = 8
+)
 
-// cueTail marks a word that ends some multi-word phrase: only after such a
-// word are the bigram and trigram looked up.
-const cueTail uint8 = 0x80
+type cueTables struct {
+	// first[c0][c1] has bit n-1 set when some cue word of n bytes starts
+	// with c0 c1 (each folded to five bits).
+	first [32][32]uint16
+	// ids and keys are an open-addressing table of the cue words, sparse
+	// (about 3% of slots used) so that probes are short.
+	ids     [1 << cueWordBits]uint8 // 0: empty slot
+	keys    [1 << cueWordBits]cueKey
+	info    [256]cueInfo
+	phrases [1 << cuePhraseBits]cuePhrase
+	// ids of "words" and "lines", which need a larger number before them
+	// to mean output size than "pages" or "sections".
+	idWords, idLines uint8
+}
 
-func buildCueTable() *cueTable {
-	t := &cueTable{keys: make([]uint64, 1<<cueTableBits), cues: make([]uint8, 1<<cueTableBits), mask: 1<<cueTableBits - 1}
-	for cue, phrases := range cuePhrases {
-		for _, p := range phrases {
-			var h, last uint64
-			n := 0
-			for i := 0; i < len(p); {
-				j := i
-				for j < len(p) && p[j] != ' ' {
-					j++
-				}
-				last = wordHash(p[i:j])
-				h = phraseStep(h, n, last)
-				n++
-				i = j + 1
+var cues = buildCueTables()
+
+func buildCueTables() *cueTables {
+	t := &cueTables{}
+	nextID := 1
+	id := func(w string) uint8 {
+		k, ok := packWord([]byte(w))
+		if !ok {
+			panic("complexity: cue word too long: " + w)
+		}
+		if got := t.wordID(k); got != 0 {
+			return got
+		}
+		if nextID > 255 {
+			panic("complexity: too many cue words")
+		}
+		if len(w) < 2 {
+			panic("complexity: one-letter cue word: " + w)
+		}
+		t.insertWord(k, uint8(nextID))
+		t.first[w[0]&31][w[1]&31] |= 1 << (len(w) - 1)
+		nextID++
+		return uint8(nextID - 1)
+	}
+	for cue := cueNone + 1; cue < numCues; cue++ {
+		for _, p := range cuePhrases[cue] {
+			words := strings.Fields(p)
+			var key uint32
+			for _, w := range words {
+				key = key<<8 | uint32(id(w))
 			}
-			t.insert(h, cue, false)
-			if n > 1 {
-				t.insert(last, 0, true)
+			last := id(words[len(words)-1])
+			switch len(words) {
+			case 1:
+				t.info[last].cue = cue
+			case 2, 3:
+				t.info[last].tail = true
+				t.insertPhrase(key, cue)
+			default:
+				panic("complexity: cue phrase longer than three words: " + p)
 			}
 		}
 	}
+	t.idWords, t.idLines = id("words"), id("lines")
 	return t
 }
 
-func wordHash(w string) uint64 {
-	h := uint64(fnvOffset)
-	for i := 0; i < len(w); i++ {
-		h = (h ^ uint64(w[i])) * fnvPrime
+// packWord packs a word of ASCII letters and apostrophes, lowercased; ok
+// is false when it is longer than cueWordMax.
+func packWord(w []byte) (k cueKey, ok bool) {
+	if len(w) > cueWordMax {
+		return k, false
 	}
-	return h | 1 // never 0: 0 marks an empty slot
+	for i, c := range w {
+		if i < 8 {
+			k.lo |= uint64(c|0x20) << (8 * i)
+		} else {
+			k.hi |= uint64(c|0x20) << (8 * (i - 8))
+		}
+	}
+	return k, true
 }
 
-// phraseStep extends the hash of an n-word phrase by one word.
-func phraseStep(h uint64, n int, w uint64) uint64 {
-	if n == 0 {
-		return w
-	}
-	return ((h*mixMul)^w)*fnvPrime | 1
+func cueSlot(k cueKey) uint64 {
+	return ((k.lo*mixMul ^ k.hi) * fnvPrime) >> (64 - cueWordBits)
 }
 
-// insert adds h with cue (0 keeps an existing cue), or marks it as a
-// phrase tail.
-func (t *cueTable) insert(h uint64, cue uint8, tail bool) {
-	for i := (h * mixMul) >> (64 - cueTableBits); ; i = (i + 1) & t.mask {
-		if t.keys[i] == 0 || t.keys[i] == h {
-			t.keys[i] = h
-			if cue != 0 {
-				t.cues[i] = t.cues[i]&cueTail | cue
-			}
-			if tail {
-				t.cues[i] |= cueTail
-			}
+func (t *cueTables) insertWord(k cueKey, id uint8) {
+	for i := cueSlot(k); ; i = (i + 1) & (1<<cueWordBits - 1) {
+		if t.ids[i] == 0 {
+			t.ids[i], t.keys[i] = id, k
 			return
 		}
 	}
 }
 
-func (t *cueTable) lookup(h uint64) uint8 {
-	for i := (h * mixMul) >> (64 - cueTableBits); ; i = (i + 1) & t.mask {
-		switch t.keys[i] {
-		case h:
-			return t.cues[i]
-		case 0:
-			return cueNone
+// maybe reports whether a word of n (2..cueWordMax) bytes starting with
+// c0 c1 may be a cue word.
+func (t *cueTables) maybe(c0, c1 byte, n int) bool {
+	return t.first[c0&31][c1&31]>>(n-1)&1 != 0
+}
+
+// wordID returns the id of the packed word k, 0 when it is in no phrase.
+func (t *cueTables) wordID(k cueKey) uint8 {
+	for i := cueSlot(k); ; i = (i + 1) & (1<<cueWordBits - 1) {
+		id := t.ids[i]
+		if id == 0 || t.keys[i] == k {
+			return id
+		}
+	}
+}
+
+func phraseSlot(key uint32) uint32 { return (key * 0x9e3779b1) >> (32 - cuePhraseBits) }
+
+func (t *cueTables) insertPhrase(key uint32, cue uint8) {
+	for i := phraseSlot(key); ; i = (i + 1) & (1<<cuePhraseBits - 1) {
+		if t.phrases[i].cue == cueNone || t.phrases[i].key == key {
+			t.phrases[i] = cuePhrase{key: key, cue: cue}
+			return
+		}
+	}
+}
+
+func (t *cueTables) phrase(key uint32) uint8 {
+	for i := phraseSlot(key); ; i = (i + 1) & (1<<cuePhraseBits - 1) {
+		e := &t.phrases[i]
+		if e.cue == cueNone || e.key == key {
+			return e.cue
 		}
 	}
 }
@@ -268,12 +346,71 @@ func capped(n float64, c int) float64 { return min(n, float64(c)) / float64(c) }
 
 func isASCIILetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
-// scan counts the cues of text in one pass.
+// wordID returns the cue word id of text[i:j] (letters and apostrophes,
+// at most cueWordMax of them), 0 when it is in no phrase.
+func wordID(text []byte, i, j int) uint8 {
+	n := j - i
+	var k cueKey
+	if i+cueWordMax <= len(text) {
+		const lower = 0x2020202020202020
+		k.lo = (binary.LittleEndian.Uint64(text[i:]) | lower) & (^uint64(0) >> (64 - 8*uint(min(n, 8))))
+		k.hi = (binary.LittleEndian.Uint64(text[i+8:]) | lower) & (^uint64(0) >> (64 - 8*uint(max(n, 8)-8)))
+	} else {
+		k, _ = packWord(text[i:j])
+	}
+	return cues.wordID(k)
+}
+
+// Byte classes of the complexity scan (letters are tested first).
+const (
+	cxOther     uint8 = iota // punctuation: ends a phrase (except '-')
+	cxDigit                  // starts a number
+	cxNewline                // ends a line
+	cxBlank                  // space, tab, CR
+	cxQuestion               // '?'
+	cxBackslash              // LaTeX command when a letter follows
+	cxCaret                  // exponent between operands
+	cxHigh                   // first byte of a multi-byte rune (or invalid)
+	cxLetter                 // ASCII letter
+)
+
+var cxClass = func() (t [256]uint8) {
+	for c := range t {
+		b := byte(c)
+		switch {
+		case isASCIILetter(b):
+			t[c] = cxLetter
+		case b >= '0' && b <= '9':
+			t[c] = cxDigit
+		case b == '\n':
+			t[c] = cxNewline
+		case b == ' ' || b == '\t' || b == '\r':
+			t[c] = cxBlank
+		case b == '?':
+			t[c] = cxQuestion
+		case b == '\\':
+			t[c] = cxBackslash
+		case b == '^':
+			t[c] = cxCaret
+		case b >= utf8.RuneSelf:
+			t[c] = cxHigh
+		}
+	}
+	return t
+}()
+
+// scan counts the cues of text in one pass over its tokens: words (runs
+// of letters, apostrophes between letters), numbers (digits, commas
+// between digits), non-ASCII runes and single other bytes; blanks
+// separate tokens. A word is only looked up in the cue table when its
+// first two letters and length fit some cue word.
 func (s *complexityScan) scan(text []byte) {
-	var prev1, prev2 uint64 // hashes of the previous two words (0: none)
-	lastNum := -1           // value of the number token just before, -1 if none
+	var prev1, prev2 uint8 // cue word ids of the previous two words (0: none)
+	lastNum := -1          // value of the number token just before, -1 if none
 	lineStart := true
 	lineLast := byte(0) // last non-space byte of the current line
+	// Counters updated per token live in registers, not in *s.
+	nonSpace, questions := 0, 0
 	for i := 0; i < len(text); {
 		c := text[i]
 		if lineStart {
@@ -287,23 +424,37 @@ func (s *complexityScan) scan(text []byte) {
 				s.fences++
 			}
 		}
-		switch {
-		case isASCIILetter(c):
-			h := uint64(fnvOffset)
-			j := i
-			for j < len(text) && (isASCIILetter(text[j]) || text[j] == '\'' && j+1 < len(text) && isASCIILetter(text[j+1])) {
-				h = (h ^ uint64(text[j]|0x20)) * fnvPrime
-				j++
+		cls := cxClass[c]
+		if cls == cxLetter {
+			j := i + 1
+			for j < len(text) {
+				if cxClass[text[j]] == cxLetter {
+					j++
+				} else if text[j] == '\'' && j+1 < len(text) && isASCIILetter(text[j+1]) {
+					j += 2
+				} else {
+					break
+				}
 			}
-			w := h | 1
-			s.word(w, prev1, prev2, lastNum)
+			var w uint8
+			if n := j - i; n > 1 && n <= cueWordMax && cues.maybe(c, text[i+1], n) {
+				if w = wordID(text, i, j); w != 0 {
+					s.word(w, prev1, prev2, lastNum)
+				}
+			}
 			prev2, prev1 = prev1, w
 			lastNum = -1
-			s.nonSpace += j - i
+			nonSpace += j - i
 			lineLast = text[j-1]
 			i = j
 			continue
-		case c >= '0' && c <= '9':
+		}
+		if cls == cxBlank {
+			i++
+			continue
+		}
+		switch cls {
+		case cxDigit:
 			n := 0
 			j := i
 			for j < len(text) && (text[j] >= '0' && text[j] <= '9' || text[j] == ',' && j+1 < len(text) && text[j+1] >= '0' && text[j+1] <= '9') {
@@ -314,36 +465,33 @@ func (s *complexityScan) scan(text []byte) {
 			}
 			lastNum = n
 			prev1, prev2 = 0, 0
-			s.nonSpace += j - i
+			nonSpace += j - i
 			lineLast = text[j-1]
 			i = j
 			continue
-		case c == '\n':
+		case cxNewline:
 			if lineLast == ';' || lineLast == '{' || lineLast == '}' || lineLast == ')' && i > 0 && text[i-1] == ')' {
 				s.codeLines++
 			}
 			lineStart, lineLast = true, 0
 			i++
 			continue
-		case c == ' ' || c == '\t' || c == '\r':
-			i++
-			continue
-		case c == '?':
-			s.questions++
-		case c == '\\':
+		case cxQuestion:
+			questions++
+		case cxBackslash:
 			if i+1 < len(text) && isASCIILetter(text[i+1]) {
 				s.mathMarks++ // \frac, \int, \sum …
 			}
-		case c == '^':
+		case cxCaret:
 			if i > 0 && i+1 < len(text) && isAlnum(text[i-1]) && (isAlnum(text[i+1]) || text[i+1] == '{' || text[i+1] == '(') {
 				s.mathMarks++
 			}
-		case c >= utf8.RuneSelf:
+		case cxHigh:
 			r, n := utf8.DecodeRune(text[i:])
 			if isMathRune(r) {
 				s.mathMarks++
 			}
-			s.nonSpace += n
+			nonSpace += n
 			lineLast = 0
 			i += n
 			prev1, prev2 = 0, 0
@@ -354,12 +502,41 @@ func (s *complexityScan) scan(text []byte) {
 			prev1, prev2 = 0, 0
 		}
 		lastNum = -1
-		s.nonSpace++
+		nonSpace++
 		lineLast = c
 		i++
 	}
 	if lineLast == ';' || lineLast == '{' || lineLast == '}' {
 		s.codeLines++
+	}
+	s.nonSpace += nonSpace
+	s.questions += questions
+}
+
+// word records the cues ended by the cue word w (an id, not 0) after the
+// words prev1 and prev2 (ids, 0: none or not a cue word).
+func (s *complexityScan) word(w, prev1, prev2 uint8, lastNum int) {
+	info := cues.info[w]
+	if cue := info.cue; cue != cueNone {
+		if cue == cueUnit {
+			if lastNum >= 300 || lastNum >= 3 && w != cues.idWords && w != cues.idLines {
+				s.cue[cueUnit]++ // "in 2000 words", "5 pages"
+			}
+		} else {
+			s.cue[cue]++
+		}
+	}
+	if !info.tail || prev1 == 0 {
+		return
+	}
+	if cue := cues.phrase(uint32(prev1)<<8 | uint32(w)); cue != cueNone {
+		s.cue[cue]++
+	}
+	if prev2 == 0 {
+		return
+	}
+	if cue := cues.phrase(uint32(prev2)<<16 | uint32(prev1)<<8 | uint32(w)); cue != cueNone {
+		s.cue[cue]++
 	}
 }
 
@@ -372,38 +549,6 @@ func isMathRune(r rune) bool {
 	}
 	return false
 }
-
-// word records the cues ended by word w.
-func (s *complexityScan) word(w, prev1, prev2 uint64, lastNum int) {
-	e := cues.lookup(w)
-	if cue := e &^ cueTail; cue != cueNone {
-		if cue == cueUnit {
-			if lastNum >= 300 || lastNum >= 3 && w != cueWordsHash && w != cueLinesHash {
-				s.cue[cueUnit]++ // "in 2000 words", "5 pages"
-			}
-		} else {
-			s.cue[cue]++
-		}
-	}
-	if e&cueTail == 0 || prev1 == 0 {
-		return
-	}
-	h2 := phraseStep(prev1, 1, w)
-	if cue := cues.lookup(h2); cue != cueNone {
-		s.cue[cue]++
-	}
-	if prev2 == 0 {
-		return
-	}
-	if cue := cues.lookup(phraseStep(phraseStep(prev2, 1, prev1), 2, w)); cue != cueNone {
-		s.cue[cue]++
-	}
-}
-
-var (
-	cueWordsHash = wordHash("words")
-	cueLinesHash = wordHash("lines")
-)
 
 // listItem counts a numbered ("1.", "2)") or bulleted ("- ", "* ") line.
 func (s *complexityScan) listItem(line []byte) {

@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"regexp"
@@ -20,11 +21,17 @@ import (
 // Each rule's patterns are compiled into one alternation. Go's regexp is
 // linear-time but slow per byte, so every rule also gets a literal
 // prefilter computed from the parsed pattern: a set of strings of which
-// every match must contain one. The text is lowercased once (ASCII, plus
+// every match must contain one, searched case-insensitively (ASCII, plus
 // the two non-ASCII runes that case-fold to ASCII letters, U+212A KELVIN
-// SIGN and U+017F LONG S) and the literals are searched with strings.Index;
-// the regexp only runs for rules whose prefilter hit. Patterns without a
-// literal of at least three bytes run unconditionally.
+// SIGN and U+017F LONG S, as Go's (?i) does); the regexp only runs for
+// rules whose prefilter hit. Patterns without a literal of at least three
+// bytes run unconditionally.
+//
+// A literal is found without copying the text: bytes.IndexByte (SIMD)
+// finds the literal's rarest byte in either case, and the rest of the
+// literal is compared around it. A literal made only of 'k' and 's' (which
+// the two runes fold to) has no such anchor; its rule lowercases the text
+// once and searches it with strings.Contains.
 
 // minPrefilterLen is the shortest literal worth using as a prefilter.
 const minPrefilterLen = 3
@@ -33,13 +40,16 @@ type keywordRule struct {
 	name, signal, target string
 	re                   *regexp.Regexp
 	lits                 []string // lowercased; nil: always run re
+	// finders search lits in the text as it is; nil when some literal has
+	// no anchor (then lits are searched in the lowercased text).
+	finders []litFinder
 }
 
 // Keywords matches the keyword rules of one config. Immutable and safe for
 // concurrent use.
 type Keywords struct {
 	rules      []keywordRule // sorted by name
-	needsLower bool          // some rule has a literal prefilter
+	needsLower bool          // some rule searches the lowercased text
 }
 
 // NewKeywords compiles rules. Every pattern must compile (config
@@ -73,8 +83,9 @@ func NewKeywords(rules map[string]config.KeywordRule) (*Keywords, error) {
 			signal = name
 		}
 		lits := prefilter(combined)
-		k.needsLower = k.needsLower || lits != nil
-		k.rules = append(k.rules, keywordRule{name: name, signal: signal, target: r.Target, re: re, lits: lits})
+		finders := newLitFinders(lits)
+		k.needsLower = k.needsLower || lits != nil && finders == nil
+		k.rules = append(k.rules, keywordRule{name: name, signal: signal, target: r.Target, re: re, lits: lits, finders: finders})
 	}
 	return k, nil
 }
@@ -93,7 +104,11 @@ func (k *Keywords) Match(text []byte, lower *[]byte, signals, rules []string) ([
 	start := len(signals)
 	for i := range k.rules {
 		r := &k.rules[i]
-		if r.lits != nil && !containsAny(low, r.lits) {
+		if r.finders != nil {
+			if !findAny(text, r.finders) {
+				continue
+			}
+		} else if r.lits != nil && !containsAny(low, r.lits) {
 			continue
 		}
 		if r.re.Match(text) {
@@ -104,6 +119,131 @@ func (k *Keywords) Match(text []byte, lower *[]byte, signals, rules []string) ([
 	sig := signals[start:]
 	slices.Sort(sig)
 	return signals[:start+len(slices.Compact(sig))], rules
+}
+
+// litFinder finds one lowercased ASCII literal in text as
+// lowerForPrefilter(text) would contain it, without lowercasing: every
+// occurrence has the anchor byte lit[at] (neither 'k' nor 's', so it is one
+// ASCII byte of the text, in either case) in its place.
+type litFinder struct {
+	lit      string
+	at       int
+	lo, up   byte // the anchor byte and its upper case (equal if not a letter)
+	twoCases bool
+}
+
+// newLitFinders returns a finder per literal, or nil if some literal has
+// no anchor.
+func newLitFinders(lits []string) []litFinder {
+	if lits == nil {
+		return nil
+	}
+	fs := make([]litFinder, 0, len(lits))
+	for _, l := range lits {
+		at := -1
+		for i := 0; i < len(l); i++ {
+			if c := l[i]; c != 'k' && c != 's' && (at < 0 || byteFreq(c) < byteFreq(l[at])) {
+				at = i
+			}
+		}
+		if at < 0 {
+			return nil
+		}
+		f := litFinder{lit: l, at: at, lo: l[at], up: l[at]}
+		if f.lo >= 'a' && f.lo <= 'z' {
+			f.up, f.twoCases = f.lo-'a'+'A', true
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// byteFreq ranks how common an ASCII byte is in prose and code (higher:
+// more common), to pick the anchor that stops bytes.IndexByte least often.
+func byteFreq(c byte) int {
+	const order = "zqxjkvbpygfwmucldrhsnioate " // rarest to most common
+	if i := strings.IndexByte(order, c); i >= 0 {
+		return 10 + i
+	}
+	switch {
+	case c >= '0' && c <= '9':
+		return 8
+	case c == '.' || c == ',' || c == '-' || c == '\n':
+		return 20
+	}
+	return 5 // other punctuation
+}
+
+func findAny(text []byte, fs []litFinder) bool {
+	for i := range fs {
+		if fs[i].find(text) {
+			return true
+		}
+	}
+	return false
+}
+
+func (f *litFinder) find(text []byte) bool {
+	if f.scan(text, f.lo) {
+		return true
+	}
+	return f.twoCases && f.scan(text, f.up)
+}
+
+// scan tries every occurrence of the anchor byte a.
+func (f *litFinder) scan(text []byte, a byte) bool {
+	for i := 0; i < len(text); i++ {
+		k := bytes.IndexByte(text[i:], a)
+		if k < 0 {
+			return false
+		}
+		i += k
+		if f.matchAt(text, i) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchAt compares the literal around its anchor at text[t], byte by
+// byte as lowerForPrefilter maps them.
+func (f *litFinder) matchAt(text []byte, t int) bool {
+	j := t + 1
+	for q := f.at + 1; q < len(f.lit); q++ {
+		c := f.lit[q]
+		switch {
+		case j < len(text) && foldASCII(text[j]) == c:
+			j++
+		case c == 'k' && j+2 < len(text) && text[j] == 0xE2 && text[j+1] == 0x84 && text[j+2] == 0xAA:
+			j += 3
+		case c == 's' && j+1 < len(text) && text[j] == 0xC5 && text[j+1] == 0xBF:
+			j += 2
+		default:
+			return false
+		}
+	}
+	j = t
+	for q := f.at - 1; q >= 0; q-- {
+		c := f.lit[q]
+		switch {
+		case j > 0 && foldASCII(text[j-1]) == c:
+			j--
+		case c == 'k' && j >= 3 && text[j-3] == 0xE2 && text[j-2] == 0x84 && text[j-1] == 0xAA:
+			j -= 3
+		case c == 's' && j >= 2 && text[j-2] == 0xC5 && text[j-1] == 0xBF:
+			j -= 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func foldASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func containsAny(s string, lits []string) bool {
