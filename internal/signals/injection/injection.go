@@ -17,6 +17,13 @@
 // spelled out letter by letter. Work is O(len(text)) with a small constant;
 // nothing allocates unless a heuristic fires.
 //
+// Words of plain ASCII letters, blanks and punctuation, most of any prompt,
+// take a fast path (fast.go) that reads eight bytes at a time and looks
+// words up without branching; everything else goes through the general
+// byte-at-a-time tokenizer (scan.go). The two must agree token for token:
+// the differential tests and FuzzDifferential compare every result with
+// internal/oracle, a frozen copy of the scanner before the fast path.
+//
 // Result.Matched holds heuristic names only, never prompt text.
 package injection
 

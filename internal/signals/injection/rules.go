@@ -1,5 +1,7 @@
 package injection
 
+import "math/bits"
+
 // A rule is a sequence of slots matched backwards from the token that fills
 // the last slot. Each slot names the word classes a token must have; gap is
 // how many other tokens may stand between the previous slot and this one
@@ -126,12 +128,77 @@ var maxLastGap = func() (m int) {
 	return m
 }()
 
-// singleSlotRules is the set of rules (bit i = rules[i]) with one slot.
-var singleSlotRules = func() (m uint64) {
-	for i, r := range rules {
-		if len(r.slots) == 1 {
-			m |= 1 << i
+// rulesWithin[d] is the set of rules (bit i = rules[i]) that a token can
+// complete when the previous classed token is d positions before it: the
+// one-slot rules, and those whose last gap is at least d-1. d is capped at
+// maxLastGap+2 (also used when there is no previous classed token).
+var rulesWithin = func() (t [maxLastGapCap + 3]uint64) {
+	if maxLastGap > maxLastGapCap {
+		panic("injection: a last gap exceeds maxLastGapCap")
+	}
+	for d := range t {
+		for i, r := range rules {
+			if len(r.slots) == 1 || (d <= maxLastGap+1 && r.slots[len(r.slots)-1].gap >= d-1) {
+				t[d] |= 1 << i
+			}
+		}
+	}
+	return t
+}()
+
+// maxLastGapCap bounds maxLastGap for the size of rulesWithin.
+const maxLastGapCap = 8
+
+// candidates is the set of rules (bit i = rules[i]) that a token with class
+// mask can complete, before the gap check: those whose last slot accepts
+// one of its classes.
+func candidates(mask uint64) (cand uint64) {
+	for m := mask & lastAny; m != 0; m &= m - 1 {
+		cand |= rulesByLast[bits.TrailingZeros64(m)]
+	}
+	return cand
+}
+
+// titleClasses: the classes of the slots that require cTitle. cTitle on a
+// token without one of them has no effect on any rule.
+var titleClasses = func() (m uint64) {
+	for _, r := range rules {
+		for _, sl := range r.slots {
+			if sl.all&cTitle != 0 {
+				m |= sl.any
+			}
 		}
 	}
 	return m
 }()
+
+// rulesByPenult[b] is the set of rules (bit i = rules[i]) whose next-to-last
+// slot accepts class bit b; rulesGap0 the rules with more than one slot and
+// a last gap of 0, whose next-to-last slot must be the classed token just
+// before the last.
+var rulesByPenult, rulesGap0 = func() (t [64]uint64, gap0 uint64) {
+	for i, r := range rules {
+		if len(r.slots) < 2 {
+			continue
+		}
+		any := r.slots[len(r.slots)-2].any
+		for b := 0; b < 64; b++ {
+			if any&(1<<b) != 0 {
+				t[b] |= 1 << i
+			}
+		}
+		if r.slots[len(r.slots)-1].gap == 0 {
+			gap0 |= 1 << i
+		}
+	}
+	return t, gap0
+}()
+
+// penults is the set of rules that a token with class mask can be the
+// next-to-last slot of.
+func penults(mask uint64) (pen uint64) {
+	for m := mask; m != 0; m &= m - 1 {
+		pen |= rulesByPenult[bits.TrailingZeros64(m)]
+	}
+	return pen
+}

@@ -1,6 +1,9 @@
 package injection
 
-import "math/bits"
+import (
+	"math/bits"
+	"unsafe"
+)
 
 const (
 	ringSize = 16 // classed tokens a rule can look back over; power of two
@@ -26,6 +29,7 @@ const (
 type tok struct {
 	pos   int
 	mask  uint64
+	pen   uint64 // penults(mask): the rules it can be the next-to-last slot of
 	flags uint8
 }
 
@@ -103,20 +107,35 @@ type scanner struct {
 	tags            int // Unicode tag characters (U+E0000 block)
 	tagBuf          [256]byte
 	tagN            int
+
+	// Where fastRun stopped (fast.go): the end of the word or token, its
+	// class and the rules it may complete.
+	stopAt             int
+	stopMask, stopCand uint64
 }
 
 // scan runs every heuristic over s and returns the set that fired. depth 0
 // is the prompt; decoded payloads (base64, tag characters) are scanned at
 // depth 1, which does not decode again, so the work stays linear.
-func scan[T text](s T, depth int) uint32 {
+func scan(s string, depth int) uint32 {
 	var sc scanner
 	sc.lineStart, sc.bol = true, true
+	sc.ring[ringSize-1].pos = noToken
 	n := len(s)
 	// run is where the current run of base64 characters began; a run is
 	// checked when any other byte ends it.
 	run := 0
 	for i := 0; i < n; {
 		c := s[i]
+		if sc.bl == 0 && byteFlags[c]&bFast != 0 {
+			// Fast path (fast.go): words of ASCII letters and digits,
+			// blanks and punctuation, up to a byte that needs the general
+			// tokenizer below.
+			if i, run = fast(&sc, s, i, run, depth); i >= n {
+				break
+			}
+			c = s[i]
+		}
 		if c >= 0x80 {
 			if depth == 0 && i-run >= minB64 {
 				sc.fired |= base64Run(s, run, i)
@@ -342,35 +361,42 @@ func leetLookup(w *[maxTok]byte, n int) uint64 {
 // the rules that it can complete. Tokens without a class (most words) are
 // only counted: they can fill a gap but never a slot, and they never block.
 func (sc *scanner) push(mask uint64, fl uint8) {
-	pos := sc.n
 	sc.n++
-	if mask == 0 {
-		return
+	if mask != 0 {
+		sc.pushClassed(mask, fl)
 	}
-	sc.ring[sc.k&(ringSize-1)] = tok{pos: pos, mask: mask, flags: fl}
+}
+
+// pushClassed is push for a token with a class.
+func (sc *scanner) pushClassed(mask uint64, fl uint8) {
+	pos := sc.n - 1
+	prev := &sc.ring[(sc.k-1)&(ringSize-1)]
+	cand := reach(candidates(mask), pos, prev)
+	sc.ring[sc.k&(ringSize-1)] = tok{pos: pos, mask: mask, pen: penults(mask), flags: fl}
 	sc.k++
-	m := mask & lastAny
-	if m == 0 {
-		return
+	if cand != 0 {
+		sc.match(mask, fl, pos, cand)
 	}
-	var cand uint64
-	for ; m != 0; m &= m - 1 {
-		cand |= rulesByLast[bits.TrailingZeros64(m)]
-	}
-	// Rules with more than one slot need an earlier classed token within
-	// their last gap; usually the previous classed token is far behind (a
-	// '.' in code, a comma in prose) and only one-slot rules remain.
-	prevPos := -1
-	if sc.k >= 2 {
-		prevPos = sc.ring[(sc.k-2)&(ringSize-1)].pos
-	}
-	if sc.k < 2 || prevPos < pos-1-maxLastGap {
-		cand &= singleSlotRules
-	}
+}
+
+// reach narrows cand, the candidate rules of the token at pos, to those it
+// can still complete given prev, the classed token before it (the ring
+// entry before the first one has position noToken). Rules with more than
+// one slot need an earlier classed token within their last gap; usually
+// the previous classed token is far behind (a '.' in code, a comma in
+// prose) and only one-slot rules remain. A rule whose last gap is 0 needs
+// prev itself in its next-to-last slot.
+func reach(cand uint64, pos int, prev *tok) uint64 {
+	return cand & rulesWithin[min(pos-prev.pos, maxLastGap+2)] &^ (rulesGap0 &^ prev.pen)
+}
+
+// match runs the rules in cand (see reach) that the token just stored in
+// the ring (mask, flags fl, position pos) may complete.
+func (sc *scanner) match(mask uint64, fl uint8, pos int, cand uint64) {
 	for ; cand != 0; cand &= cand - 1 {
 		r := &rules[bits.TrailingZeros64(cand)]
 		last := r.slots[len(r.slots)-1]
-		if mask&last.all != last.all || (len(r.slots) > 1 && prevPos < pos-1-last.gap) {
+		if mask&last.any == 0 || mask&last.all != last.all {
 			continue
 		}
 		ok, f := sc.back(r, len(r.slots)-2, sc.k-2, pos-1, pos-1-last.gap)
@@ -387,6 +413,12 @@ func (sc *scanner) push(mask uint64, fl uint8) {
 		}
 	}
 }
+
+// noToken is the position of the ring entry before the first classed
+// token: far enough back that no rule reaches it (reach needs only
+// pos-noToken > maxLastGap+1), and small enough not to overflow a 32-bit
+// int.
+const noToken = -1 << 20
 
 // back matches slot si (and, recursively, the slots before it) against the
 // ring entries from index e backwards whose token position lies in [lo, hi].
@@ -457,63 +489,127 @@ func (sc *scanner) finish(depth int) {
 	if sc.tags >= minTags {
 		sc.fired |= 1 << hUnicodeTags
 		if depth == 0 && sc.tagN > 0 {
-			sc.fired |= scan(sc.tagBuf[:sc.tagN], depth+1)
+			sc.fired |= scan(unsafe.String(&sc.tagBuf[0], sc.tagN), depth+1)
 		}
 	}
 }
 
-// scanRune handles a non-ASCII character at s[i] and returns the next index.
-func scanRune[T text](sc *scanner, s T, i int) int {
-	r, size := decodeRune(s, i)
-	next := i + size
-	inWord := sc.bl > 0 && next < len(s) && isLetter(s[next])
+// Rune actions (see runeAction).
+const (
+	raEnd       = iota // ends the current word
+	raLetter           // a letter or digit (folded to ASCII) of the current word
+	raForeign          // a letter of another script: part of a word that is never looked up
+	raIgnore           // skipped: LRM/RLM, variation selectors, combining marks
+	raInvisible        // counted, skipped
+	raBidi             // counted, skipped
+	raTag              // a Unicode tag character
+	raApos             // a typographic apostrophe: joins a word, or ends one
+)
+
+// runeAction classifies a non-ASCII code point for scanRune: the action, and
+// for raLetter the ASCII letter or digit it folds to and whether the form
+// is a confusable one.
+func runeAction(r rune) (act uint8, b byte, conf bool) {
 	switch {
 	case r >= 0xE0000 && r <= 0xE007F:
+		return raTag, 0, false
+	case isInvisible(r):
+		return raInvisible, 0, false
+	case isBidiControl(r):
+		return raBidi, 0, false
+	case isIgnorable(r):
+		return raIgnore, 0, false
+	case r == 0x2019 || r == 0x2018 || r == 0x02BC: // typographic apostrophes
+		return raApos, 0, false
+	}
+	if b, conf := fold(r); b != 0 {
+		return raLetter, b, conf
+	}
+	if isOtherLetter(r) {
+		return raForeign, 0, false
+	}
+	return raEnd, 0, false
+}
+
+// runeActions2 is runeAction for the two-byte code points U+0080..U+07FF
+// (accented Latin, Greek, Cyrillic, Hebrew, Arabic, ...): action in the low
+// 3 bits, 0x08 for a confusable form, and the folded letter in the high
+// byte.
+var runeActions2 = func() (t [0x800]uint16) {
+	for r := rune(0x80); r < 0x800; r++ {
+		act, b, conf := runeAction(r)
+		v := uint16(act) | uint16(b)<<8
+		if conf {
+			v |= 0x08
+		}
+		t[r] = v
+	}
+	return t
+}()
+
+// scanRune handles a non-ASCII character at s[i] and returns the next index.
+func scanRune(sc *scanner, s string, i int) int {
+	var r rune
+	var size int
+	var act uint8
+	var b byte
+	var conf bool
+	if c0 := s[i]; c0 >= 0xC2 && c0 <= 0xDF && i+1 < len(s) && s[i+1]&0xC0 == 0x80 {
+		// Two bytes: the table.
+		r, size = rune(c0&0x1F)<<6|rune(s[i+1]&0x3F), 2
+		v := runeActions2[r]
+		act, b, conf = uint8(v&7), byte(v>>8), v&0x08 != 0
+	} else {
+		r, size = decodeRune(s, i)
+		act, b, conf = runeAction(r)
+	}
+	next := i + size
+	inWord := sc.bl > 0 && next < len(s) && isLetter(s[next])
+	switch act {
+	case raTag:
 		sc.tags++
 		if r >= 0xE0020 && r <= 0xE007E && sc.tagN < len(sc.tagBuf) {
 			sc.tagBuf[sc.tagN] = byte(r - 0xE0000)
 			sc.tagN++
 		}
-	case isInvisible(r):
+	case raInvisible:
 		if r != 0x200D { // ZWJ is part of ordinary emoji sequences
 			sc.invisible++
 		}
 		if inWord {
 			sc.invisibleInWord++
 		}
-	case isBidiControl(r):
+	case raBidi:
 		sc.bidi++
-	case isIgnorable(r):
-	case r == 0x2019 || r == 0x2018 || r == 0x02BC: // typographic apostrophes
+	case raIgnore:
+	case raApos:
 		if !inWord {
 			sc.end(i)
 		}
+	case raLetter:
+		sc.bol = false
+		if sc.bl == 0 {
+			sc.start = i
+		}
+		if b >= '0' && b <= '9' {
+			sc.add(b)
+			sc.wf |= wLeet
+		} else {
+			sc.letter(b)
+		}
+		if conf {
+			sc.wf |= wConf
+		}
+	case raForeign:
+		sc.bol = false
+		if sc.bl == 0 {
+			sc.start = i
+		}
+		sc.wf |= wForeign
+		sc.add('?')
 	default:
 		sc.bol = false
-		b, conf := fold(r)
-		switch {
-		case b != 0:
-			if sc.bl == 0 {
-				sc.start = i
-			}
-			if b >= '0' && b <= '9' {
-				sc.add(b)
-				sc.wf |= wLeet
-			} else {
-				sc.letter(b)
-			}
-			if conf {
-				sc.wf |= wConf
-			}
-		case isOtherLetter(r):
-			if sc.bl == 0 {
-				sc.start = i
-			}
-			sc.wf |= wForeign
-			sc.add('?')
-		default:
-			sc.end(i)
-		}
+		sc.end(i)
 	}
 	return next
 }
@@ -553,7 +649,7 @@ var roleWords = []string{"instruction", "system", "response", "input", "human", 
 // '#'): <|im_start|>, <|system|>, <|eot_id|> and other <|name|> tokens,
 // <<SYS>>, <start_of_turn>, [INST], and "### Instruction:" at a line start.
 // A marker that opens a system turn also fires fake_system_turn.
-func marker[T text](sc *scanner, s T, i int) {
+func marker(sc *scanner, s string, i int) {
 	n := len(s)
 	system := false
 	found := false
@@ -667,7 +763,7 @@ var b64AttackWords = []string{"ignore", "disregard", "instruction", "system prom
 // base64Run checks the run s[i:j] of base64 characters (at least minB64
 // long): with both letter cases it is decoded (standard or URL alphabet) and,
 // when the result is printable text, scanned at depth 1.
-func base64Run[T text](s T, i, j int) uint32 {
+func base64Run(s string, i, j int) uint32 {
 	up, lo := false, false
 	for k := i; k < j && !(up && lo); k++ {
 		c := s[k]
@@ -680,7 +776,7 @@ func base64Run[T text](s T, i, j int) uint32 {
 	return decodeAndScan(s, i, j)
 }
 
-func decodeAndScan[T text](s T, i, j int) uint32 {
+func decodeAndScan(s string, i, j int) uint32 {
 	var buf [maxB64In * 3 / 4]byte
 	m, acc, bits := 0, 0, 0
 	for k := i; k < j && k-i < maxB64In; k++ {
@@ -714,7 +810,7 @@ func decodeAndScan[T text](s T, i, j int) uint32 {
 	if spaces == 0 || printable*10 < m*9 {
 		return 0
 	}
-	sub := scan(d, 1)
+	sub := scan(unsafe.String(&buf[0], m), 1)
 	if sub != 0 || containsAny(d, b64AttackWords) {
 		return sub | 1<<hBase64Payload
 	}

@@ -1,7 +1,8 @@
 package injection
 
-// text is what the scanner reads: the prompt (string) or a decoded payload
-// held in a stack buffer ([]byte).
+// text is what the prefix helpers read: the prompt or a decoded payload (a
+// string; decoded payloads are stack buffers viewed as strings) or a word
+// buffer ([]byte).
 type text interface{ ~string | ~[]byte }
 
 const runeError = 0xFFFD
@@ -9,7 +10,7 @@ const runeError = 0xFFFD
 // decodeRune decodes the UTF-8 sequence at s[i] (s[i] >= 0x80). Invalid or
 // truncated sequences, overlong forms and surrogates decode as U+FFFD with
 // size 1, so bad input is skipped byte by byte and never panics.
-func decodeRune[T text](s T, i int) (rune, int) {
+func decodeRune(s string, i int) (rune, int) {
 	n := len(s)
 	c0 := s[i]
 	cont := func(k int) (rune, bool) {

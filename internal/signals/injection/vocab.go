@@ -157,24 +157,41 @@ var vocabulary = map[string]uint64{
 // maxWord is the longest vocabulary word; longer tokens skip the lookup.
 const maxWord = 16
 
-// The vocabulary is compiled into an open-addressing table. A word of at
-// most 16 bytes is packed into two little-endian uint64s and hashed with two
-// multiplies. Probing walks a 2 KB array of 16-bit tags (hash bits, 0 =
-// empty) that stays in L1; only a tag hit reads the 32-byte entry and
-// compares the packed words. Most tokens are not in the vocabulary and cost
-// one or two tag loads. A map lookup would cost several times as much and the
-// tokenizer does one per word.
+// The vocabulary is compiled into a perfect hash table. A word of at most
+// 16 bytes is packed into two little-endian uint64s (zero beyond its
+// length) and hashed with two multiplies into a 4096-slot index of bytes
+// (4 KB); the slot names one of the at most 255 entries (10 KB), and entry 0
+// is empty. The multipliers are chosen when the package is initialised so
+// that no two vocabulary words share a slot: a lookup is then two loads and
+// one comparison with no probing and no data-dependent branch, whether the
+// word is in the vocabulary or not. Most tokens are not.
 type vocabEntry struct {
 	lo, hi uint64
 	mask   uint64
+	cand   uint64 // candidates(mask): the rules the word can complete
+	pen    uint64 // penults(mask)
 }
 
 const (
-	vocabBits  = 10
-	vocabSlots = 1 << vocabBits // > 3x the vocabulary
+	vocabBits  = 12
+	vocabSlots = 1 << vocabBits
 )
 
-var vocabTags, vocabTable = func() (tags [vocabSlots]uint16, t [vocabSlots]vocabEntry) {
+// vocabSeedHint is the first multiplier seed tried; it is the one the search
+// below settles on for the current vocabulary, so initialisation does not
+// search. Any change to the vocabulary still initialises correctly.
+const vocabSeedHint = 6215
+
+var (
+	vocabIndex   [vocabSlots]uint8
+	vocabEntries [256]vocabEntry
+	vocabMulLo   uint64
+	vocabMulHi   uint64
+)
+
+func init() {
+	type key struct{ lo, hi, mask uint64 }
+	var keys []key
 	for w, m := range vocabulary {
 		if len(w) > maxWord || !isPlainWord(w) {
 			continue
@@ -182,24 +199,63 @@ var vocabTags, vocabTable = func() (tags [vocabSlots]uint16, t [vocabSlots]vocab
 		var b [maxTok]byte
 		copy(b[:], w)
 		lo, hi := pack(&b, len(w))
-		h := hashWord(lo, hi, len(w))
-		for i := h >> (64 - vocabBits); ; i = (i + 1) & (vocabSlots - 1) {
-			if tags[i] == 0 {
-				tags[i] = tagOf(h)
-				t[i] = vocabEntry{lo: lo, hi: hi, mask: m}
-				break
-			}
+		keys = append(keys, key{lo, hi, m})
+	}
+	for w, m := range vocabulary {
+		if m&cDAN != 0 && len(w) >= 8 {
+			panic("injection: the fast path checks the case of cDAN words in their first 8 bytes")
 		}
 	}
-	return tags, t
-}()
-
-func hashWord(lo, hi uint64, n int) uint64 {
-	return lo*0x9E3779B97F4A7C15 ^ hi*0xC2B2AE3D27D4EB4F ^ uint64(n)*0x165667B19E3779F9
+	if len(keys) >= len(vocabEntries) {
+		panic("injection: vocabulary has more than 255 words; widen vocabIndex")
+	}
+	for seed := uint64(vocabSeedHint); ; seed++ {
+		if seed > vocabSeedHint+1<<20 {
+			panic("injection: no perfect hash for the vocabulary; raise vocabBits")
+		}
+		vocabMulLo, vocabMulHi = splitmix(seed)|1, splitmix(seed^0x5851F42D4C957F2D)|1
+		clear(vocabIndex[:])
+		ok := true
+		for i, k := range keys {
+			h := vocabSlot(k.lo, k.hi)
+			if vocabIndex[h] != 0 {
+				ok = false
+				break
+			}
+			vocabIndex[h] = uint8(i + 1)
+		}
+		if ok {
+			break
+		}
+	}
+	for i, k := range keys {
+		vocabEntries[i+1] = vocabEntry{lo: k.lo, hi: k.hi, mask: k.mask, cand: candidates(k.mask), pen: penults(k.mask)}
+	}
 }
 
-// tagOf takes hash bits not used for the slot index; never 0.
-func tagOf(h uint64) uint16 { return uint16(h) | 1 }
+func splitmix(x uint64) uint64 {
+	x += 0x9E3779B97F4A7C15
+	x = (x ^ x>>30) * 0xBF58476D1CE4E5B9
+	x = (x ^ x>>27) * 0x94D049BB133111EB
+	return x ^ x>>31
+}
+
+func vocabSlot(lo, hi uint64) uint64 {
+	return (lo*vocabMulLo ^ hi*vocabMulHi) >> (64 - vocabBits)
+}
+
+// lookupPacked returns the class mask of the packed lower-case word (lo, hi)
+// of at most maxWord bytes, 0 if it is not in the vocabulary. Packed words
+// are zero-padded and vocabulary words contain no zero bytes, so (lo, hi)
+// alone identifies the word and its length; the empty entry 0 has lo == 0,
+// which no word has.
+func lookupPacked(lo, hi uint64) uint64 {
+	e := &vocabEntries[vocabIndex[vocabSlot(lo, hi)]]
+	if e.lo == lo && e.hi == hi {
+		return e.mask
+	}
+	return 0
+}
 
 func isPlainWord(w string) bool {
 	for i := 0; i < len(w); i++ {
@@ -225,54 +281,11 @@ func pack(b *[maxTok]byte, n int) (lo, hi uint64) {
 	return lo, hi
 }
 
-// vocabShape[a][b] has bit l set when some vocabulary word of length l
-// starts with the letters a, b: a cheap test that skips the hash for almost
-// every word outside the vocabulary.
-var vocabShape = func() (t [26][26]uint32) {
-	for w := range vocabulary {
-		if len(w) >= 2 && len(w) <= maxWord && isPlainWord(w) {
-			t[w[0]-'a'][w[1]-'a'] |= 1 << len(w)
-		}
-	}
-	return t
-}()
-
-// oneLetterWords are the vocabulary words of length 1 ("u").
-var oneLetterWords = func() (m uint32) {
-	for w := range vocabulary {
-		if len(w) == 1 {
-			m |= 1 << (w[0] - 'a')
-		}
-	}
-	return m
-}()
-
-// lookup returns the class mask of the lower-case ASCII word b[:n] (0 if
-// unknown).
+// lookup returns the class mask of the word b[:n] (0 if unknown).
 func lookup(b *[maxTok]byte, n int) uint64 {
-	if n < 1 || n > maxWord || b[0] < 'a' || b[0] > 'z' {
-		return 0
-	}
-	if n == 1 {
-		if oneLetterWords&(1<<(b[0]-'a')) == 0 {
-			return 0
-		}
-	} else if b[1] < 'a' || b[1] > 'z' || vocabShape[b[0]-'a'][b[1]-'a']&(1<<n) == 0 {
+	if n < 1 || n > maxWord {
 		return 0
 	}
 	lo, hi := pack(b, n)
-	h := hashWord(lo, hi, n)
-	tag := tagOf(h)
-	for i := h >> (64 - vocabBits); ; i = (i + 1) & (vocabSlots - 1) {
-		switch vocabTags[i] {
-		case 0:
-			return 0
-		case tag:
-			// Packed words are zero-padded and vocabulary words contain no
-			// zero bytes, so (lo, hi) alone identifies the word and its length.
-			if e := &vocabTable[i]; e.lo == lo && e.hi == hi {
-				return e.mask
-			}
-		}
-	}
+	return lookupPacked(lo, hi)
 }
