@@ -17,7 +17,7 @@ const (
 	DefaultGRPCMaxMessageBytes = 32 << 20
 	DefaultShutdownGrace       = 15 * time.Second
 	DefaultReloadInterval      = time.Second
-	DefaultGCPercent           = 200
+	DefaultGCPercent           = 400
 	DefaultMaxMessages         = 1000
 	DefaultMaxJSONDepth        = 64
 	DefaultMaxClassifierChars  = 16 << 10

@@ -28,6 +28,7 @@ type runConfig struct {
 	streamTimeout  time.Duration
 	expect         string
 	allowImmediate bool
+	fullDecode     bool // decode dynamic_metadata too (codec.go)
 }
 
 // recorder collects one worker's outcomes; workers never share one, so
@@ -114,9 +115,13 @@ type loadRun struct {
 func dial(cfg runConfig) ([]*grpc.ClientConn, error) {
 	var out []*grpc.ClientConn
 	for range cfg.conns {
+		callOpts := []grpc.CallOption{grpc.MaxCallRecvMsgSize(32 << 20), grpc.MaxCallSendMsgSize(32 << 20)}
+		if !cfg.fullDecode {
+			callOpts = append(callOpts, grpc.ForceCodecV2(newClientCodec()))
+		}
 		cc, err := grpc.NewClient(cfg.addr,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(32<<20), grpc.MaxCallSendMsgSize(32<<20)))
+			grpc.WithDefaultCallOptions(callOpts...))
 		if err != nil {
 			for _, c := range out {
 				c.Close()
