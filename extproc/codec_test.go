@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	filterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
+	filterprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"go.uber.org/zap"
@@ -41,7 +41,7 @@ func codecCases(t *testing.T) []*extprocv3.ProcessingResponse {
 					},
 				}}},
 			DynamicMetadata: md,
-			ModeOverride:    &filterv3.ProcessingMode{ResponseBodyMode: filterv3.ProcessingMode_STREAMED, ResponseHeaderMode: filterv3.ProcessingMode_SKIP},
+			ModeOverride:    &filterprocv3.ProcessingMode{ResponseBodyMode: filterprocv3.ProcessingMode_STREAMED, ResponseHeaderMode: filterprocv3.ProcessingMode_SKIP},
 		},
 		&extprocv3.ProcessingResponse{Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode_TooManyRequests},

@@ -169,16 +169,15 @@ func (e *endpointModel) address() string {
 }
 
 type outlierConfig struct {
-	consecutive5xx            int
-	consecutiveGateway        int
-	enforcing5xx              int
-	enforcingGateway          int
-	baseEjection              time.Duration
-	maxEjection               time.Duration
-	interval                  time.Duration
-	maxEjectionPercent        int
-	alwaysEjectOneHost        bool
-	splitExternalLocalOrigins bool
+	consecutive5xx     int
+	consecutiveGateway int
+	enforcing5xx       int
+	enforcingGateway   int
+	baseEjection       time.Duration
+	maxEjection        time.Duration
+	interval           time.Duration
+	maxEjectionPercent int
+	alwaysEjectOneHost bool
 }
 
 // LoadFile reads an Envoy bootstrap in YAML (or JSON) from path.

@@ -72,10 +72,6 @@ func (m *headerMap) remove(k string) {
 	m.h = out
 }
 
-func (m *headerMap) clone() *headerMap {
-	return &headerMap{h: append([]header(nil), m.h...)}
-}
-
 // toProto renders the map as Envoy does with send_header_raw_value on:
 // values in raw_value, keys lower case, pseudo-headers included (§1.2).
 func (m *headerMap) toProto(fr *forwardRules) *corev3.HeaderMap {
