@@ -1,8 +1,9 @@
 package pii
 
 import (
-	"runtime"
 	"testing"
+
+	"github.com/switchyard-llm/switchyard/internal/benchcpu"
 )
 
 // The hot benchmark (BenchmarkScan) scans one text over and over, so the text
@@ -98,19 +99,15 @@ func BenchmarkScanVsOracle(b *testing.B) {
 // measureCPU runs scan(0), scan(1), ... in b.Loop and adds the thread CPU
 // time per call as the cpu-ns/op metric.
 func measureCPU(b *testing.B, size int, scan func(i int)) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
-	t0, ok := threadCPU()
+	cpu := benchcpu.Start()
 	i := 0
 	for b.Loop() {
 		scan(i)
 		i++
 	}
-	if t1, _ := threadCPU(); ok && i > 0 {
-		b.ReportMetric(float64(t1-t0)/float64(i), "cpu-ns/op")
-	}
+	cpu.Report(b, i)
 }
 
 // TestColdCorpus checks that the cold benchmark measures what it claims:

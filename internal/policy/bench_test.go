@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/switchyard-llm/switchyard/internal/benchcpu"
 	"github.com/switchyard-llm/switchyard/internal/config"
 	"github.com/switchyard-llm/switchyard/internal/pii"
 	"github.com/switchyard-llm/switchyard/internal/signals"
@@ -83,7 +84,7 @@ func BenchmarkPolicyEval(b *testing.B) {
 					b.Fatalf("unexpected decision %+v, %v", d, err)
 				}
 				b.ReportAllocs()
-				cpu := startThreadCPU()
+				cpu := benchcpu.Start()
 				n := 0
 				for b.Loop() {
 					n++
@@ -91,7 +92,7 @@ func BenchmarkPolicyEval(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				cpu.report(b, n)
+				cpu.Report(b, n)
 			})
 		}
 	}

@@ -16,11 +16,12 @@ const dynamicMetadataField = 8
 
 // clientCodec is the load tool's gRPC codec. It decodes every answer
 // completely except ProcessingResponse.dynamic_metadata, which the load
-// tool never checks: decoding a google.protobuf.Struct through Go's
-// protobuf reflection cost the client more CPU per answer than Envoy's C++
-// parser spends on the whole message, and the client shares the machine
-// with the server under test, so that cost was charged to whichever server
-// sends metadata (Switchyard does, the null processor does not). Everything
+// tool never checks. The client shares the machine with the server under
+// test, so its decoding work is taken from the server; decoding a
+// google.protobuf.Struct through Go's protobuf reflection is a cost only a
+// server that sends metadata causes (Switchyard does, the null processor
+// does not). Measured: 2 KB closed-loop ratio 0.632 with full decoding,
+// 0.675 without (README, Performance). Everything
 // else, encoding included, is the standard codec. -full-decode turns this
 // off.
 type clientCodec struct {

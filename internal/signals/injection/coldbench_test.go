@@ -2,10 +2,10 @@ package injection
 
 import (
 	"math/rand/v2"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/switchyard-llm/switchyard/internal/benchcpu"
 	"github.com/switchyard-llm/switchyard/internal/signals/injection/internal/oracle"
 )
 
@@ -92,17 +92,13 @@ func benchCold(b *testing.B, score func(string, *Result)) {
 				b.SetBytes(int64(total / len(texts)))
 				b.ReportAllocs()
 				var res Result
-				runtime.LockOSThread()
-				defer runtime.UnlockOSThread()
-				cpu0, cpuOK := threadCPU()
+				cpu := benchcpu.Start()
 				i := 0
 				for b.Loop() {
 					score(texts[i%coldTexts], &res)
 					i++
 				}
-				if cpu1, ok := threadCPU(); ok && cpuOK && i > 0 {
-					ns := float64(cpu1-cpu0) / float64(i)
-					b.ReportMetric(ns, "cpu-ns/op")
+				if ns, ok := cpu.Report(b, i); ok {
 					b.ReportMetric(float64(total/len(texts))/ns*1e3, "cpu-MB/s")
 				}
 			})
