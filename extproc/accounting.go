@@ -55,7 +55,7 @@ func (p *routerProc) forceUsage(d *route.Decision) ([]byte, bool) {
 // message, and the cost header can still be added because Envoy holds the
 // headers, §3). mode_override is honoured here because Envoy is waiting for
 // a headers response (§1.4); body modes are literal, so both are given.
-func (p *routerProc) startResponse(h *extprocv3.HttpHeaders) *filterprocv3.ProcessingMode {
+func (p *routerProc) startResponse(h *extprocv3.HttpHeaders, ans *answerSlot) *filterprocv3.ProcessingMode {
 	a := &p.acct
 	ct := ""
 	for _, hv := range h.GetHeaders().GetHeaders() {
@@ -78,7 +78,8 @@ func (p *routerProc) startResponse(h *extprocv3.HttpHeaders) *filterprocv3.Proce
 	}
 	a.on = true
 	a.stream = strings.HasPrefix(ct, "text/event-stream")
-	mode := &filterprocv3.ProcessingMode{ResponseBodyMode: filterprocv3.ProcessingMode_BUFFERED}
+	mode := ans.bodyMode()
+	mode.ResponseBodyMode = filterprocv3.ProcessingMode_BUFFERED
 	if a.stream {
 		mode.ResponseBodyMode = filterprocv3.ProcessingMode_STREAMED
 	}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-llm/switchyard/internal/config"
 	"github.com/switchyard-llm/switchyard/internal/route"
@@ -26,6 +27,9 @@ type fakeStream struct {
 	i    int
 	mu   sync.Mutex
 	sent []*extprocv3.ProcessingResponse
+
+	kindsOnly bool
+	kinds     []string
 }
 
 func newFakeStream(ctx context.Context, reqs ...*extprocv3.ProcessingRequest) *fakeStream {
@@ -49,15 +53,41 @@ func (f *fakeStream) Recv() (*extprocv3.ProcessingRequest, error) {
 	return r, nil
 }
 
+// Send records a copy of r, as gRPC serialises r inside Send: the server
+// reuses its answer messages once Send has returned (slab.go), so keeping
+// the pointer would show the test a later answer. With kindsOnly (for
+// benchmarks, where cloning would dominate) only r's oneof kind is kept.
 func (f *fakeStream) Send(r *extprocv3.ProcessingResponse) error {
 	f.mu.Lock()
-	f.sent = append(f.sent, r)
-	f.mu.Unlock()
+	defer f.mu.Unlock()
+	if f.kindsOnly {
+		f.kinds = append(f.kinds, responseKind(r))
+		return nil
+	}
+	f.sent = append(f.sent, proto.Clone(r).(*extprocv3.ProcessingResponse))
 	return nil
 }
 
+// responseKind names the oneof of r without allocating.
+func responseKind(r *extprocv3.ProcessingResponse) string {
+	switch r.Response.(type) {
+	case *extprocv3.ProcessingResponse_RequestHeaders:
+		return "request_headers"
+	case *extprocv3.ProcessingResponse_RequestBody:
+		return "request_body"
+	case *extprocv3.ProcessingResponse_ResponseHeaders:
+		return "response_headers"
+	case *extprocv3.ProcessingResponse_ResponseBody:
+		return "response_body"
+	case *extprocv3.ProcessingResponse_ImmediateResponse:
+		return "immediate_response"
+	default:
+		return "other"
+	}
+}
+
 // reset rewinds the stream for reuse in benchmarks.
-func (f *fakeStream) reset() { f.i = 0; f.sent = f.sent[:0] }
+func (f *fakeStream) reset() { f.i = 0; f.sent = f.sent[:0]; f.kinds = f.kinds[:0] }
 
 // Envoy-shaped messages (envoy-ext-proc.md §1.2: lower-case keys, pseudo
 // headers included, values in raw_value).

@@ -4,7 +4,10 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync"
+	"unsafe"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -17,6 +20,7 @@ import (
 
 // routerProc is the router role: the downstream ext_proc filter that sees the
 // client's request (headers SEND, body BUFFERED) and chooses the target.
+// routerProcs are pooled with the storage of their answers (slab.go).
 type routerProc struct {
 	ctx     context.Context
 	rt      *route.Router
@@ -25,13 +29,39 @@ type routerProc struct {
 	id      string
 
 	req      route.Request
-	spoofed  []string // client-supplied x-switchyard-* headers, removed
-	decision *route.Decision
+	spoofed  []string        // client-supplied x-switchyard-* headers, removed
+	decision *route.Decision // &dec once decided
+	dec      route.Decision
 	acct     accounting
+
+	// Answer storage, reused from stream to stream.
+	ansReqHeaders, ansDecision, ansRespHeaders answerSlot
+	routeHeaders, respHeaders                  headerSet
+	md                                         fieldSet
 }
 
+var routerProcs = sync.Pool{New: func() any { return new(routerProc) }}
+
 func newRouterProc(ctx context.Context, rt *route.Router, log *zap.Logger, m *telemetry.Metrics, id string) *routerProc {
-	return &routerProc{ctx: ctx, rt: rt, log: log, metrics: m, id: id}
+	p := routerProcs.Get().(*routerProc)
+	p.ctx, p.rt, p.log, p.metrics, p.id = ctx, rt, log, m, id
+	return p
+}
+
+// release returns p to the pool once its stream has ended and its last
+// answer has been sent. Per-request state is dropped; only the answer
+// storage and the arrays of req.Headers and spoofed are kept. No string
+// is reused: header values are fresh for every stream (requestHeaders).
+func (p *routerProc) release() {
+	p.ctx, p.rt, p.log, p.metrics, p.id = nil, nil, nil, nil, ""
+	clear(p.req.Headers)
+	clear(p.spoofed)
+	p.req = route.Request{Headers: p.req.Headers[:0]}
+	p.spoofed = p.spoofed[:0]
+	p.decision = nil
+	p.dec = route.Decision{}
+	p.acct = accounting{}
+	routerProcs.Put(p)
 }
 
 func (p *routerProc) role() string       { return "router" }
@@ -49,11 +79,22 @@ func (p *routerProc) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proces
 		return errorResponse(431, openai.TypeInvalidRequest, "too_many_headers",
 			"the request has "+itoa(len(hv))+" headers; the limit is "+itoa(limits.MaxHeaders), p.id, nil), nil
 	}
+	// The values are copied into one fresh buffer per stream (one
+	// allocation instead of one per header) and read through strings
+	// that view it; the buffer is never written again.
 	size := 0
-	p.req.Headers = make([]route.Header, 0, len(hv))
 	for _, hdr := range hv {
-		key, val := strings.ToLower(hdr.GetKey()), headerValue(hdr)
-		size += len(key) + len(val)
+		size += len(hdr.GetKey()) + len(headerBytes(hdr))
+	}
+	vals := make([]byte, 0, size)
+	if cap(p.req.Headers) < len(hv) {
+		p.req.Headers = make([]route.Header, 0, len(hv))
+	}
+	for _, hdr := range hv {
+		key := strings.ToLower(hdr.GetKey()) // no copy when already lower-case
+		start := len(vals)
+		vals = append(vals, headerBytes(hdr)...)
+		val := unsafe.String(unsafe.SliceData(vals[start:]), len(vals)-start)
 		switch {
 		case key == ":method":
 			p.req.Method = val
@@ -75,11 +116,11 @@ func (p *routerProc) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proces
 		p.req.NoBody = true
 		return p.decide(true)
 	}
-	var common *extprocv3.CommonResponse
-	if len(p.spoofed) > 0 {
-		common = &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{RemoveHeaders: p.spoofed}}
+	resp, common := p.ansReqHeaders.cont(kindRequestHeaders, len(p.spoofed) > 0)
+	if common != nil {
+		common.HeaderMutation.RemoveHeaders = p.spoofed
 	}
-	return continueHeaders(true, common), nil
+	return resp, nil
 }
 
 // requestBody decides on the buffered body.
@@ -96,13 +137,15 @@ func (p *routerProc) requestBody(b *extprocv3.HttpBody) (*extprocv3.ProcessingRe
 // decide runs the pipeline and answers with the route (header mutation plus
 // clear_route_cache in the same CommonResponse, §4) or an immediate error.
 func (p *routerProc) decide(inHeaders bool) (*extprocv3.ProcessingResponse, error) {
-	d := p.rt.Decide(p.ctx, &p.req, p.id)
+	d := &p.dec
+	p.rt.DecideInto(p.ctx, &p.req, p.id, d)
 	p.decision = d
-	md := decisionMetadata(d)
+	md := decisionMetadata(&p.md, d)
 	if !d.Allowed() {
 		return errorResponse(d.Status, d.ErrType, d.Code, d.Message, d.ID, md), nil
 	}
-	hs := newHeaderSet(8+len(d.Headers), 64+len(p.req.Path))
+	hs := &p.routeHeaders
+	hs.reset(8+len(d.Headers), 64+len(p.req.Path))
 	hs.set(route.HeaderTarget, d.Target)
 	hs.set(route.HeaderDecision, d.ID)
 	hs.set(route.HeaderReason, d.Reason)
@@ -115,20 +158,19 @@ func (p *routerProc) decide(inHeaders bool) (*extprocv3.ProcessingResponse, erro
 	for k, v := range d.Headers {
 		hs.set(k, v)
 	}
-	set := hs.list
-	common := &extprocv3.CommonResponse{
-		HeaderMutation:  &extprocv3.HeaderMutation{SetHeaders: set, RemoveHeaders: p.spoofed},
-		ClearRouteCache: true,
+	kind := kindRequestBody
+	if inHeaders {
+		kind = kindRequestHeaders
 	}
+	resp, common := p.ansDecision.cont(kind, true)
+	common.HeaderMutation.SetHeaders = hs.list
+	common.HeaderMutation.RemoveHeaders = p.spoofed
+	common.ClearRouteCache = true
 	if body, ok := p.forceUsage(d); ok && !inHeaders {
 		// BUFFERED: the header mutation in this response is applied before
 		// Envoy checks content-length against the new body (§3).
 		common.HeaderMutation.SetHeaders = append(common.HeaderMutation.SetHeaders, setHeader("content-length", strconv.Itoa(len(body))))
 		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}
-	}
-	resp := continueBody(true, common)
-	if inHeaders {
-		resp = continueHeaders(true, common)
 	}
 	resp.DynamicMetadata = md
 	return resp, nil
@@ -141,15 +183,16 @@ func (p *routerProc) responseHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proce
 	if d == nil || !d.Allowed() {
 		return continueHeaders(false, nil), nil
 	}
-	mode := p.startResponse(h)
-	hs := newHeaderSet(3, 48)
+	resp, common := p.ansRespHeaders.cont(kindResponseHeaders, true)
+	resp.ModeOverride = p.startResponse(h, &p.ansRespHeaders)
+	hs := &p.respHeaders
+	hs.reset(3, 48)
 	hs.set(route.HeaderTarget, d.Target)
 	hs.set(route.HeaderDecision, d.ID)
 	if d.Tier != "" {
 		hs.set(route.HeaderTier, d.Tier)
 	}
-	resp := continueHeaders(false, &extprocv3.CommonResponse{HeaderMutation: &extprocv3.HeaderMutation{SetHeaders: hs.list}})
-	resp.ModeOverride = mode
+	common.HeaderMutation.SetHeaders = hs.list
 	return resp, nil
 }
 
@@ -170,8 +213,8 @@ func (p *routerProc) failure(req *extprocv3.ProcessingRequest) *extprocv3.Proces
 
 // decisionMetadata is written to the switchyard dynamic-metadata namespace
 // for Envoy access logs. It carries no prompt text and no header values.
-func decisionMetadata(d *route.Decision) *structpb.Struct {
-	f := newFieldSet(14)
+func decisionMetadata(f *fieldSet, d *route.Decision) *structpb.Struct {
+	f.reset(14)
 	f.str("decision_id", d.ID)
 	f.str("outcome", d.Outcome)
 	f.str("reason", d.Reason)
@@ -195,5 +238,14 @@ func decisionMetadata(d *route.Decision) *structpb.Struct {
 	}
 	f.num("decision_us", float64(d.Durations.Total.Microseconds()))
 	f.boolean("stream", d.Stream)
-	return namespaced(f.fields)
+	return f.metadata()
+}
+
+// headerBytes is a header's value as Envoy sends it: raw_value, or value
+// from Envoys without send_header_raw_value (§1.2).
+func headerBytes(h *corev3.HeaderValue) []byte {
+	if len(h.RawValue) > 0 {
+		return h.RawValue
+	}
+	return unsafe.Slice(unsafe.StringData(h.Value), len(h.Value))
 }

@@ -86,6 +86,9 @@ type processor interface {
 	failure(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse
 	role() string
 	decisionID() string
+	// release is called once the stream has ended and its last answer has
+	// been sent; the processor and its answers must not be used after it.
+	release()
 }
 
 // Process serves one ext_proc stream: one HTTP request (router role) or one
@@ -109,6 +112,9 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 			r = p.role()
 		}
 		s.metrics.Streams.WithLabelValues(r, result).Inc()
+		if p != nil {
+			p.release()
+		}
 	}()
 	for {
 		req, err := stream.Recv()

@@ -64,6 +64,7 @@ func newUpstream(ctx context.Context, rt *route.Router, log *zap.Logger, m *tele
 }
 
 func (p *upstreamProc) role() string       { return "upstream" }
+func (p *upstreamProc) release()           {} // not pooled: one per upstream attempt, off the hot path
 func (p *upstreamProc) decisionID() string { return p.decision }
 
 // resolve finds the model of the chosen host and its target from the

@@ -190,13 +190,21 @@ func (d *Decision) Allowed() bool {
 // Decide routes one request. It never returns nil and never panics on bad
 // input; errors become decisions with a status.
 func (r *Router) Decide(ctx context.Context, q *Request, id string) *Decision {
+	d := new(Decision)
+	r.DecideInto(ctx, q, id, d)
+	return d
+}
+
+// DecideInto is Decide writing into d, which it resets first: the router
+// role keeps one Decision per pooled stream processor instead of
+// allocating one per request.
+func (r *Router) DecideInto(ctx context.Context, q *Request, id string, d *Decision) {
 	start := time.Now()
-	d := &Decision{ID: id}
+	*d = Decision{ID: id}
 	r.decide(ctx, q, d, start)
 	d.Durations.Total = time.Since(start)
 	r.record(d)
 	r.logDecision(d)
-	return d
 }
 
 // logDecision writes the decision log line: ids, tenant, target, reason and

@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -60,6 +61,7 @@ type options struct {
 	seed, nonce         uint64
 	model               string
 	jsonFile, profile   string
+	clientProfile       string
 	dumpCorpus          string
 	nullServer, compare bool
 	cmp                 compareOptions
@@ -92,6 +94,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.model, "model", "auto", "the model field of every body")
 	fs.StringVar(&o.jsonFile, "json", "", "write machine-readable results to this file")
 	fs.StringVar(&o.profile, "profile", "", "save a CPU profile of the measured phase from -admin's /debug/pprof to this file (-compare: a directory)")
+	fs.StringVar(&o.clientProfile, "client-profile", "", "save a CPU profile of this load process (the client side, whole run) to this file")
 	fs.StringVar(&o.dumpCorpus, "dump-corpus", "", "write one body of each pool template to this directory and exit")
 	fs.BoolVar(&o.nullServer, "null-server", false, "serve the null processor on -addr (admin on -admin) until interrupted")
 	fs.BoolVar(&o.compare, "compare", false, "start the null processor and Switchyard, measure both with these settings, print the ratios")
@@ -125,6 +128,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parse(args, stderr)
 	if err != nil {
 		return err
+	}
+	if o.clientProfile != "" {
+		f, err := os.Create(o.clientProfile)
+		if err != nil {
+			return fmt.Errorf("client profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("client profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if o.nullServer {
 		return runNullServer(ctx, o.run.addr, o.admin)
