@@ -37,6 +37,11 @@ func NewGRPCServer(s *Server, cfg config.Server) (*GRPCServer, error) {
 		// Reflection-free marshalling of ext_proc answers (codec.go).
 		grpc.ForceServerCodecV2(newCodec()),
 	}
+	if cfg.StreamWorkers > 0 {
+		// Long-lived goroutines keep the stack a decision grew to
+		// (config.Server.StreamWorkers).
+		opts = append(opts, grpc.NumStreamWorkers(uint32(cfg.StreamWorkers)))
+	}
 	if cfg.TLS.CertFile != "" {
 		tc, err := serverTLS(cfg.TLS)
 		if err != nil {

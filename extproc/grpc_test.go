@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -21,12 +22,20 @@ import (
 
 // TestGRPCWiring runs the real gRPC server over bufconn: the health service
 // answers, a body just under the configured message limit is processed, and
-// one over it is refused by gRPC itself.
+// one over it is refused by gRPC itself; with stream workers (the default)
+// and with a goroutine per stream.
 func TestGRPCWiring(t *testing.T) {
+	for _, workers := range []int{config.DefaultStreamWorkers, 1, -1} {
+		t.Run(fmt.Sprintf("stream_workers=%d", workers), func(t *testing.T) { testGRPCWiring(t, workers) })
+	}
+}
+
+func testGRPCWiring(t *testing.T, workers int) {
 	const limit = 2 << 20
 	rt := testRouter(t, func(c *config.Config) {
 		c.Server.GRPCMaxMessageBytes = limit
 		c.Server.MaxBodyBytes = limit - 128<<10
+		c.Server.StreamWorkers = workers
 	})
 	s := New(rt, zap.NewNop(), nil)
 	gs, err := NewGRPCServer(s, rt.Snapshot().Config.Server)

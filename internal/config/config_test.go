@@ -116,7 +116,7 @@ routing:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Server.GRPCAddr != ":50051" || cfg.Server.FailureMode != FailClosed || cfg.Policy.EvalTimeout.D() != 50*time.Millisecond {
+	if cfg.Server.GRPCAddr != ":50051" || cfg.Server.FailureMode != FailClosed || cfg.Server.StreamWorkers != DefaultStreamWorkers || cfg.Policy.EvalTimeout.D() != 50*time.Millisecond {
 		t.Errorf("server/policy defaults not applied: %+v %+v", cfg.Server, cfg.Policy)
 	}
 	if got := cfg.Targets["t1"].Timeout.D(); got != 5*time.Second {

@@ -18,6 +18,8 @@ const (
 	DefaultShutdownGrace       = 15 * time.Second
 	DefaultReloadInterval      = time.Second
 	DefaultGCPercent           = 400
+	DefaultStreamWorkers       = 64
+	MaxStreamWorkers           = 4096
 	DefaultMaxMessages         = 1000
 	DefaultMaxJSONDepth        = 64
 	DefaultMaxClassifierChars  = 16 << 10
@@ -55,6 +57,7 @@ func (c *Config) applyDefaults() {
 	setDur(&s.ShutdownGrace, DefaultShutdownGrace)
 	setDur(&s.ReloadInterval, DefaultReloadInterval)
 	setInt(&s.GCPercent, DefaultGCPercent)
+	setInt(&s.StreamWorkers, DefaultStreamWorkers)
 	setInt(&s.Limits.MaxMessages, DefaultMaxMessages)
 	setInt(&s.Limits.MaxJSONDepth, DefaultMaxJSONDepth)
 	setInt(&s.Limits.MaxClassifierChars, DefaultMaxClassifierChars)
@@ -190,6 +193,9 @@ func (c *Config) validateServer(v *validator) {
 	}
 	if s.GCPercent < -1 || s.GCPercent == 0 {
 		v.add("server.gc_percent", "must be positive, or -1 to leave the garbage collector to GOGC/GOMEMLIMIT")
+	}
+	if s.StreamWorkers < -1 || s.StreamWorkers == 0 || s.StreamWorkers > MaxStreamWorkers {
+		v.add("server.stream_workers", "must be between 1 and %d, or -1 for a new goroutine per stream (got %d)", MaxStreamWorkers, s.StreamWorkers)
 	}
 	if s.FailureMode != FailClosed && s.FailureMode != FailOpen {
 		v.add("server.failure_mode", "must be %q or %q (got %q)", FailClosed, FailOpen, s.FailureMode)

@@ -80,6 +80,7 @@ func newNullGRPC() *grpc.Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 		grpc.MaxConcurrentStreams(1<<16),
+		grpc.NumStreamWorkers(64), // Switchyard's default server.stream_workers
 	)
 	extprocv3.RegisterExternalProcessorServer(gs, nullProcessor{})
 	hs := health.NewServer()
