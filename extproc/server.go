@@ -111,7 +111,7 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		if p != nil {
 			r = p.role()
 		}
-		s.metrics.Streams.WithLabelValues(r, result).Inc()
+		s.metrics.StreamEnded(r, result)
 		if p != nil {
 			p.release()
 		}

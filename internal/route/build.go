@@ -90,10 +90,13 @@ func Rebuild(ctx context.Context, snap *config.Snapshot, log *zap.Logger, m *tel
 type signalObserver struct {
 	m      *telemetry.Metrics
 	phases map[string]prometheus.Observer // resolved once: no label lookup per request
+	hits   prometheus.Counter
+	misses prometheus.Counter
 }
 
 func newSignalObserver(m *telemetry.Metrics) signalObserver {
-	o := signalObserver{m: m, phases: map[string]prometheus.Observer{}}
+	o := signalObserver{m: m, phases: map[string]prometheus.Observer{},
+		hits: m.CacheLookups.WithLabelValues("hit"), misses: m.CacheLookups.WithLabelValues("miss")}
 	for _, p := range []string{signals.PhaseExtract, signals.PhaseKeywords, signals.PhaseComplexity,
 		signals.PhasePII, signals.PhaseInjection, signals.PhaseIntent} {
 		o.phases[p] = m.DecisionDuration.WithLabelValues(telemetry.PhaseSignals + "." + p)
@@ -111,9 +114,9 @@ func (signalObserver) Classified(string) {}
 
 func (o signalObserver) CacheLookup(hit bool) {
 	if hit {
-		o.m.CacheLookups.WithLabelValues("hit").Inc()
+		o.hits.Inc()
 	} else {
-		o.m.CacheLookups.WithLabelValues("miss").Inc()
+		o.misses.Inc()
 	}
 }
 

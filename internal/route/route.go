@@ -42,7 +42,7 @@ type Router struct {
 	log     *zap.Logger
 	metrics *telemetry.Metrics
 
-	extraSecrets   []string // policy.secret_headers
+	secrets        *secretNames // policy.secret_headers and the default ones
 	tenantHeader   string
 	keywordTargets map[string]string // keyword rule -> target
 	failOpen       bool
@@ -76,7 +76,7 @@ func New(snap *config.Snapshot, d Deps) (*Router, error) {
 		failOpen:       snap.Config.Server.FailureMode == config.FailOpen,
 		dlog:           policy.NewDecisionLogger(d.Logger, snap.Config.Policy),
 	}
-	r.extraSecrets = snap.Config.Policy.SecretHeaders
+	r.secrets = newSecretNames(snap.Config.Policy.SecretHeaders)
 	r.judges = map[string]*judge.Judge{}
 	for _, name := range snap.TargetNames {
 		t, _ := snap.Target(name)
@@ -473,7 +473,7 @@ func (r *Router) requestInput(q *Request) policy.Request {
 		if h.Key == "" || h.Key[0] == ':' {
 			continue
 		}
-		if policy.IsSecretHeader(h.Key, r.extraSecrets) {
+		if r.secrets.secret(h.Key) {
 			continue
 		}
 		if _, dup := in.Headers[h.Key]; dup {

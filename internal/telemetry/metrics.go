@@ -37,6 +37,10 @@ type Metrics struct {
 	BreakerOpen      prometheus.Gauge
 
 	reasons *Bounded
+	// Series resolved once: label lookups hash every value on every call,
+	// and these are hit several times per request.
+	phases  map[string]prometheus.Observer
+	streams map[[2]string]prometheus.Counter
 }
 
 // Phases of a routing decision, the "phase" label of
@@ -126,7 +130,26 @@ func NewMetrics() *Metrics {
 		m.CostUSD, m.BaselineCostUSD, m.Escalations, m.UpstreamStatus, m.UpstreamRewrites, m.LLMClassifier, m.BreakerOpen} {
 		f(c)
 	}
+	m.phases = make(map[string]prometheus.Observer, 4)
+	for _, p := range []string{PhaseParse, PhaseSignals, PhasePolicy, PhaseTotal} {
+		m.phases[p] = m.DecisionDuration.WithLabelValues(p)
+	}
+	m.streams = make(map[[2]string]prometheus.Counter, 6)
+	for _, role := range []string{"router", "upstream"} {
+		for _, result := range []string{"ok", "canceled", "error"} {
+			m.streams[[2]string{role, result}] = m.Streams.WithLabelValues(role, result)
+		}
+	}
 	return m
+}
+
+// StreamEnded counts one ext_proc stream by role and how it ended.
+func (m *Metrics) StreamEnded(role, result string) {
+	if c, ok := m.streams[[2]string{role, result}]; ok {
+		c.Inc()
+		return
+	}
+	m.Streams.WithLabelValues(role, result).Inc()
 }
 
 // Reason bounds a free-text reason for use as a label value.
@@ -134,6 +157,10 @@ func (m *Metrics) Reason(r string) string { return m.reasons.Value(r) }
 
 // ObservePhase records one phase duration.
 func (m *Metrics) ObservePhase(phase string, d time.Duration) {
+	if o, ok := m.phases[phase]; ok {
+		o.Observe(d.Seconds())
+		return
+	}
 	m.DecisionDuration.WithLabelValues(phase).Observe(d.Seconds())
 }
 
