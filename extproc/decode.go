@@ -24,6 +24,7 @@ package extproc
 //     value or error, is always the standard codec's.
 
 import (
+	"bytes"
 	"unicode/utf8"
 	"unsafe"
 
@@ -98,15 +99,38 @@ const (
 //
 // Errors are protobuf-go's, unwrapped, as the standard codec returns them.
 func decodeRequest(data mem.BufferSlice, req *extprocv3.ProcessingRequest) error {
-	var buf []byte
-	if n := data.Len(); n > 0 {
-		buf = make([]byte, n)
-		data.CopyTo(buf)
-	}
+	buf := copyOut(data)
 	if decodeFast(buf, req) {
 		return nil
 	}
 	return proto.Unmarshal(buf, req)
+}
+
+// copyOut returns the bytes of data in one new slice (nil when empty).
+// append and bytes.Join allocate without zeroing the memory they then
+// overwrite; make would clear it first (~2% of server CPU with 64 KB
+// bodies, in runtime.memclrNoHeapPointers under decodeRequest).
+func copyOut(data mem.BufferSlice) []byte {
+	switch len(data) {
+	case 0:
+		return nil
+	case 1:
+		b := data[0].ReadOnlyData()
+		if len(b) == 0 {
+			return nil
+		}
+		return append([]byte(nil), b...)
+	}
+	var arr [8][]byte
+	parts := arr[:0]
+	for _, d := range data {
+		parts = append(parts, d.ReadOnlyData())
+	}
+	b := bytes.Join(parts, nil)
+	if len(b) == 0 {
+		return nil
+	}
+	return b
 }
 
 // decodeFast decodes b into req and reports true, or reports false when b

@@ -109,9 +109,11 @@ func (r *Request) Reset(body []byte, shape Shape, maxDepth int) error {
 	if len(body) == 0 {
 		return ErrEmptyBody
 	}
-	if err := checkJSON(body, maxDepth); err != nil {
+	var val validator
+	if err := val.check(body, maxDepth, true); err != nil {
 		return err
 	}
+	ms := &val.rec
 	// A string view of the body, not a copy (gjson.ParseBytes copies the
 	// whole body; profiles showed it as the largest allocation for big
 	// prompts). Results alias the body, which is never modified: rewrites
@@ -120,71 +122,101 @@ func (r *Request) Reset(body []byte, shape Shape, maxDepth int) error {
 	if !root.IsObject() {
 		return ErrNotObject
 	}
-	var perr error
+	var rd memberReader
+	if ms.gjson {
+		// Too many members, or an escaped key: let gjson walk them.
+		root.ForEach(func(key, v gjson.Result) bool {
+			return rd.member(r, shape, key.Str, v, -1)
+		})
+		return rd.err
+	}
+	// The validator recorded the members: no second walk over the body.
+	for i := range ms.n {
+		m := &ms.list[i]
+		key := unsafe.String(unsafe.SliceData(body[m.keyStart:]), m.keyEnd-m.keyStart)
+		v := gjson.Parse(unsafe.String(unsafe.SliceData(body[m.valStart:]), m.valEnd-m.valStart))
+		if !rd.member(r, shape, key, v, int(m.elems)) {
+			break
+		}
+	}
+	return rd.err
+}
+
+// memberReader reads the routing fields from the top-level members.
+type memberReader struct {
+	err error
 	// A duplicate "model" or "messages"/"input" key is refused: the router
 	// reads the last copy, gjson paths (signals, the upstream model rewrite)
 	// the first, and providers differ in which one they use, so a body with
 	// two copies could be routed and scanned on one and served on the other.
-	var seenModel, seenMessages, seenInput bool
-	root.ForEach(func(key, v gjson.Result) bool {
-		switch key.Str {
-		case "model":
-			if v.Type != gjson.String {
-				perr = ErrBadModel
-				return false
-			}
-			if seenModel {
-				perr = errDupModel
-				return false
-			}
-			seenModel = true
-			r.Model = v.Str
-		case "stream":
-			r.Stream = v.Type == gjson.True
-		case "max_tokens", "max_completion_tokens", "max_output_tokens":
-			if v.Type == gjson.Number && v.Int() > r.MaxTokens {
-				r.MaxTokens = v.Int()
-			}
-		case "user":
-			if v.Type == gjson.String {
-				r.User = v.Str
-			}
-		case "tools", "functions":
-			r.HasTools = r.HasTools || (v.IsArray() && len(v.Raw) > 2)
-		case "response_format":
-			r.ResponseFormat = v.Get("type").Str
-		case "text":
-			if shape == ShapeResponses {
-				r.ResponseFormat = v.Get("format.type").Str
-			}
-		case "stream_options":
-			r.IncludeUsage = v.Get("include_usage").Type == gjson.True
-		case "messages":
-			if !v.IsArray() {
-				perr = ErrBadMessage
-				return false
-			}
-			if seenMessages {
-				perr = errDupMessages
-				return false
-			}
-			seenMessages = true
-			r.MessageCount = countArray(v)
-		case "input":
-			if seenInput {
-				perr = errDupMessages
-				return false
-			}
-			seenInput = true
-			if shape == ShapeResponses && v.IsArray() {
-				r.MessageCount = countArray(v)
-			} else if shape == ShapeResponses {
-				r.MessageCount = 1
-			}
+	seenModel, seenMessages, seenInput bool
+}
+
+// member reads one member; elems is the element count of an array value
+// (-1: count it). It returns false to stop, with rd.err set.
+func (rd *memberReader) member(r *Request, shape Shape, key string, v gjson.Result, elems int) bool {
+	count := func() int {
+		if elems >= 0 {
+			return elems
 		}
-		return true
-	})
-	return perr
+		return countArray(v)
+	}
+	switch key {
+	case "model":
+		if v.Type != gjson.String {
+			rd.err = ErrBadModel
+			return false
+		}
+		if rd.seenModel {
+			rd.err = errDupModel
+			return false
+		}
+		rd.seenModel = true
+		r.Model = v.Str
+	case "stream":
+		r.Stream = v.Type == gjson.True
+	case "max_tokens", "max_completion_tokens", "max_output_tokens":
+		if v.Type == gjson.Number && v.Int() > r.MaxTokens {
+			r.MaxTokens = v.Int()
+		}
+	case "user":
+		if v.Type == gjson.String {
+			r.User = v.Str
+		}
+	case "tools", "functions":
+		r.HasTools = r.HasTools || (v.IsArray() && len(v.Raw) > 2)
+	case "response_format":
+		r.ResponseFormat = v.Get("type").Str
+	case "text":
+		if shape == ShapeResponses {
+			r.ResponseFormat = v.Get("format.type").Str
+		}
+	case "stream_options":
+		r.IncludeUsage = v.Get("include_usage").Type == gjson.True
+	case "messages":
+		if !v.IsArray() {
+			rd.err = ErrBadMessage
+			return false
+		}
+		if rd.seenMessages {
+			rd.err = errDupMessages
+			return false
+		}
+		rd.seenMessages = true
+		r.MessageCount = count()
+	case "input":
+		if rd.seenInput {
+			rd.err = errDupMessages
+			return false
+		}
+		rd.seenInput = true
+		if shape == ShapeResponses && v.IsArray() {
+			r.MessageCount = count()
+		} else if shape == ShapeResponses {
+			r.MessageCount = 1
+		}
+	}
+	return true
 }
 
 func countArray(v gjson.Result) int {

@@ -114,6 +114,7 @@ func FuzzParse(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		sameParse(t, body) // members recorded by the validator = gjson's walk
 		for _, shape := range []Shape{ShapeChat, ShapeResponses, ShapeCompletions} {
 			r, err := Parse(body, shape, 32)
 			if err != nil {

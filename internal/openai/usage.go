@@ -366,11 +366,13 @@ func appendMember(body []byte, member string) []byte {
 	for last > 0 && isJSONSpace(body[last]) {
 		last--
 	}
-	out := make([]byte, 0, len(body)+len(member)+1)
-	out = append(out, body[:end]...)
+	sep := []byte(nil)
 	if body[last] != '{' {
-		out = append(out, ',')
+		sep = comma
 	}
-	out = append(out, member...)
-	return append(out, body[end:]...)
+	// bytes.Join allocates without zeroing what it then overwrites (make
+	// would clear the whole new body first).
+	return bytes.Join([][]byte{body[:end], sep, unsafe.Slice(unsafe.StringData(member), len(member)), body[end:]}, nil)
 }
+
+var comma = []byte{','}
