@@ -15,6 +15,7 @@ var benchBodies = []struct{ name, file string }{
 	{"200B", "testdata/chat_200b.json"},
 	{"2KB", "testdata/chat_2k.json"},
 	{"16KB", "testdata/chat_16k.json"},
+	{"64KB", "testdata/chat_64k.json"},
 }
 
 // cpuTime is the user+system CPU time of the process so far. Benchmarks
