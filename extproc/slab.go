@@ -96,9 +96,9 @@ type headerSet struct {
 }
 
 // reset empties h for n headers whose values total about valueBytes,
-// keeping its arrays when they are large enough. The value bytes of the
-// previous use are not overwritten: buf starts afresh when values from an
-// earlier answer could still be referenced by a caller-held slice.
+// keeping its arrays when they are large enough. The next values overwrite
+// the previous answer's bytes; that answer has been sent (see above), and
+// nothing else points into buf.
 func (h *headerSet) reset(n, valueBytes int) {
 	if cap(h.opts) < n {
 		h.opts = make([]corev3.HeaderValueOption, 0, n)
