@@ -50,13 +50,8 @@ e2e: ## run only the end-to-end suite (client -> envoysim -> switchyard -> fake 
 	$(GO) test -race -count=1 ./test/e2e/...
 
 .PHONY: fuzz
-fuzz: ## run every fuzz target for FUZZTIME each (default 10s)
-	@set -e; for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
-	    echo "fuzz $$pkg $$f"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
-	  done; \
-	done
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s); see test/fuzz/run.sh
+	FUZZTIME=$(FUZZTIME) GO=$(GO) test/fuzz/run.sh
 
 .PHONY: fuzz-corpus
 fuzz-corpus: ## fuzz every target for FUZZTIME and keep up to 20 small new inputs each under testdata/fuzz
