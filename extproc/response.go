@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"strconv"
+	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
@@ -22,6 +23,15 @@ func headerValue(h *corev3.HeaderValue) string {
 		return string(h.RawValue)
 	}
 	return h.Value
+}
+
+// headerBytes is headerValue without a copy: raw_value itself, or a view
+// of value. Callers must not modify it.
+func headerBytes(h *corev3.HeaderValue) []byte {
+	if len(h.RawValue) > 0 {
+		return h.RawValue
+	}
+	return unsafe.Slice(unsafe.StringData(h.Value), len(h.Value))
 }
 
 // setHeader builds a mutation that overwrites key with value. Only raw_value

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"unsafe"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -239,13 +238,4 @@ func decisionMetadata(f *fieldSet, d *route.Decision) *structpb.Struct {
 	f.num("decision_us", float64(d.Durations.Total.Microseconds()))
 	f.boolean("stream", d.Stream)
 	return f.metadata()
-}
-
-// headerBytes is a header's value as Envoy sends it: raw_value, or value
-// from Envoys without send_header_raw_value (§1.2).
-func headerBytes(h *corev3.HeaderValue) []byte {
-	if len(h.RawValue) > 0 {
-		return h.RawValue
-	}
-	return unsafe.Slice(unsafe.StringData(h.Value), len(h.Value))
 }
