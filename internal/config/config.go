@@ -34,6 +34,7 @@ type Config struct {
 	Routing    Routing             `yaml:"routing"`
 	Classifier Classifier          `yaml:"classifier"`
 	PII        PII                 `yaml:"pii"`
+	Signals    Signals             `yaml:"signals"`
 	Policy     Policy              `yaml:"policy"`
 	Accounting Accounting          `yaml:"accounting"`
 	Envoy      Envoy               `yaml:"envoy"`
@@ -195,7 +196,7 @@ type Classifier struct {
 	MinConfidence float64             `yaml:"min_confidence"`
 	ExamplesFile  string              `yaml:"examples_file"`
 	Examples      map[string][]string `yaml:"examples"`
-	CacheSize     int                 `yaml:"cache_size"`
+	CacheSize     int                 `yaml:"cache_size"` // intent cache entries (0: the default, -1: off)
 	LLM           LLMClassifier       `yaml:"llm"`
 }
 
@@ -216,6 +217,14 @@ type LLMClassifier struct {
 type Breaker struct {
 	Failures int      `yaml:"failures"`
 	CoolDown Duration `yaml:"cool_down"`
+}
+
+// Signals configures the signal pass shared by all classifiers.
+type Signals struct {
+	// MessageCacheSize bounds the per-message scan cache: complexity, PII
+	// and injection results of one message, keyed by its text (0: the
+	// default, -1: off).
+	MessageCacheSize int `yaml:"message_cache_size"`
 }
 
 // PII selects the detectors that run (empty: all).

@@ -218,3 +218,37 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestCacheSizes: -1 turns a cache off, 0 (or leaving the key out) is the
+// default size.
+func TestCacheSizes(t *testing.T) {
+	for _, tc := range []struct {
+		value          string
+		intent, msgs   int
+		messagesAbsent bool
+	}{
+		{"-1", -1, -1, false},
+		{"0", DefaultCacheSize, DefaultMessageCacheSize, false},
+		{"123", 123, 123, false},
+		{"", DefaultCacheSize, DefaultMessageCacheSize, true},
+	} {
+		t.Run(tc.value, func(t *testing.T) {
+			y := string(DefaultYAML())
+			if tc.messagesAbsent {
+				y = strings.Replace(y, "  message_cache_size: 16384", "", 1)
+				y = strings.Replace(y, "  cache_size: 65536", "", 1)
+			} else {
+				y = strings.Replace(y, "message_cache_size: 16384", "message_cache_size: "+tc.value, 1)
+				y = strings.Replace(y, "  cache_size: 65536", "  cache_size: "+tc.value, 1)
+			}
+			cfg, err := Parse([]byte(y), "test.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Classifier.CacheSize != tc.intent || cfg.Signals.MessageCacheSize != tc.msgs {
+				t.Errorf("cache_size %d, message_cache_size %d; want %d, %d",
+					cfg.Classifier.CacheSize, cfg.Signals.MessageCacheSize, tc.intent, tc.msgs)
+			}
+		})
+	}
+}

@@ -28,6 +28,8 @@ const (
 	DefaultMaxDecodedBytes     = 8 << 20
 	DefaultMinConfidence       = 0.45
 	DefaultCacheSize           = 65536
+	DefaultMessageCacheSize    = 16384
+	MaxMessageCacheSize        = 1 << 24
 	DefaultLLMTimeout          = 150 * time.Millisecond
 	DefaultBreakerFailures     = 5
 	DefaultBreakerCoolDown     = 30 * time.Second
@@ -104,6 +106,7 @@ func (c *Config) applyDefaults() {
 	setStr(&cl.Mode, "embedded")
 	setFloat(&cl.MinConfidence, DefaultMinConfidence)
 	setInt(&cl.CacheSize, DefaultCacheSize)
+	setInt(&c.Signals.MessageCacheSize, DefaultMessageCacheSize)
 	setDur(&cl.LLM.Timeout, DefaultLLMTimeout)
 	setInt(&cl.LLM.Breaker.Failures, DefaultBreakerFailures)
 	setDur(&cl.LLM.Breaker.CoolDown, DefaultBreakerCoolDown)
@@ -407,8 +410,11 @@ func (c *Config) validateClassifier(v *validator) {
 	if cl.MinConfidence < 0 || cl.MinConfidence >= 1 {
 		v.add("classifier.min_confidence", "must be in [0,1)")
 	}
-	if cl.CacheSize < 0 {
-		v.add("classifier.cache_size", "cannot be negative (0 disables the cache)")
+	if cl.CacheSize < -1 {
+		v.add("classifier.cache_size", "must be -1 (off), 0 (default size) or a positive size")
+	}
+	if n := c.Signals.MessageCacheSize; n < -1 || n > MaxMessageCacheSize {
+		v.add("signals.message_cache_size", "must be -1 (off), 0 (default size) or a size up to %d (got %d)", MaxMessageCacheSize, n)
 	}
 	known := map[string]bool{}
 	for _, in := range Intents {

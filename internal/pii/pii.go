@@ -144,12 +144,38 @@ func NewScanner(types []string) (*Scanner, error) {
 // Every detector runs regardless of which types are enabled, so enabling or
 // disabling one type never changes the counts of another.
 func (s *Scanner) Scan(text string, dst []Finding) []Finding {
+	c := CountAll(text)
+	return s.Findings(&c, dst)
+}
+
+// Counts holds how often each type occurred in some text, every type
+// counted whether enabled or not. Counts of separate texts add up
+// (Counts.Add): the signal engine scans each message of a request on its
+// own and caches the counts per message.
+type Counts [numTypes]int32
+
+// Add adds the counts of o to c.
+func (c *Counts) Add(o *Counts) {
+	for i := range c {
+		c[i] += o[i]
+	}
+}
+
+// CountAll runs every detector over text and returns the counts. It does
+// not allocate.
+func CountAll(text string) Counts {
 	var st state
 	st.pemEnd = pemUnknown
 	st.scan(text)
+	return st.counts
+}
+
+// Findings appends one Finding per enabled type with a non-zero count in c
+// to dst, sorted by Type, and returns the extended slice.
+func (s *Scanner) Findings(c *Counts, dst []Finding) []Finding {
 	for id := range numTypes {
-		if s.enabled&(1<<id) != 0 && st.counts[id] > 0 {
-			dst = append(dst, Finding{Type: typeNames[id], Count: int(st.counts[id])})
+		if s.enabled&(1<<id) != 0 && c[id] > 0 {
+			dst = append(dst, Finding{Type: typeNames[id], Count: int(c[id])})
 		}
 	}
 	return dst

@@ -92,13 +92,15 @@ type signalObserver struct {
 	phases map[string]prometheus.Observer // resolved once: no label lookup per request
 	hits   prometheus.Counter
 	misses prometheus.Counter
+	// message cache
+	msgHits, msgMisses prometheus.Counter
 }
 
 func newSignalObserver(m *telemetry.Metrics) signalObserver {
 	o := signalObserver{m: m, phases: map[string]prometheus.Observer{},
-		hits: m.CacheLookups.WithLabelValues("hit"), misses: m.CacheLookups.WithLabelValues("miss")}
-	for _, p := range []string{signals.PhaseExtract, signals.PhaseKeywords, signals.PhaseComplexity,
-		signals.PhasePII, signals.PhaseInjection, signals.PhaseIntent} {
+		hits: m.CacheLookups.WithLabelValues("hit"), misses: m.CacheLookups.WithLabelValues("miss"),
+		msgHits: m.MessageCache.WithLabelValues("hit"), msgMisses: m.MessageCache.WithLabelValues("miss")}
+	for _, p := range []string{signals.PhaseExtract, signals.PhaseKeywords, signals.PhaseMessages, signals.PhaseIntent} {
 		o.phases[p] = m.DecisionDuration.WithLabelValues(telemetry.PhaseSignals + "." + p)
 	}
 	return o
@@ -117,6 +119,15 @@ func (o signalObserver) CacheLookup(hit bool) {
 		o.hits.Inc()
 	} else {
 		o.misses.Inc()
+	}
+}
+
+func (o signalObserver) MessageCacheLookups(hits, misses int) {
+	if hits > 0 {
+		o.msgHits.Add(float64(hits))
+	}
+	if misses > 0 {
+		o.msgMisses.Add(float64(misses))
 	}
 }
 

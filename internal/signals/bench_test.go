@@ -1,6 +1,7 @@
 package signals
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"syscall"
@@ -127,18 +128,27 @@ func BenchmarkKeywords(b *testing.B) {
 }
 
 // BenchmarkCompute is the whole signal pass: extraction, keywords,
-// complexity, PII, injection and the embedded classifier. "miss" disables
-// the cache (every request classified), "cached" repeats one body.
+// per-message complexity, PII and injection, and the embedded classifier.
+// "miss" turns both caches off (everything computed every time); "newturn"
+// has both on and changes the last user turn every time, as a chat's next
+// request does (earlier messages come from the message cache, the
+// classifier runs); "cached" repeats one body with both caches on.
 func BenchmarkCompute(b *testing.B) {
-	for _, mode := range []string{"miss", "cached"} {
-		size := 0
-		if mode == "cached" {
-			size = 1024
+	for _, mode := range []string{"miss", "newturn", "cached"} {
+		intents, messages := 1024, 4096
+		if mode == "miss" {
+			intents, messages = 0, 0
 		}
-		e := newTestEngine(b, func(c *config.Config) { c.Classifier.CacheSize = size }, Options{})
+		e := newTestEngine(b, func(c *config.Config) {
+			c.Classifier.CacheSize, c.Signals.MessageCacheSize = intents, messages
+		}, Options{})
 		for _, bb := range benchBodies {
 			b.Run(bb.name+"/"+mode, func(b *testing.B) {
 				req := benchRequest(b, bb.file)
+				// The first five bytes of the last message's content are
+				// overwritten with a counter ("newturn"): same length, and no
+				// escape is left half-written.
+				at := bytes.LastIndex(req.Body, []byte(`"content":"`)) + len(`"content":"`)
 				var s Signals
 				ctx := context.Background()
 				if err := e.Compute(ctx, req, &s); err != nil {
@@ -147,7 +157,15 @@ func BenchmarkCompute(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(req.Body)))
 				done := reportCPU(b)
+				n := 0
 				for b.Loop() {
+					if mode == "newturn" {
+						n++
+						for j, v := 4, n; j >= 0; j-- {
+							req.Body[at+j] = byte('0' + v%10)
+							v /= 10
+						}
+					}
 					_ = e.Compute(ctx, req, &s)
 				}
 				done()

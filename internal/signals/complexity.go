@@ -281,16 +281,47 @@ const historyWeight = 0.5
 
 // ComplexityOf returns the complexity score of an extracted request and the
 // features it came from.
+//
+// Each message is scanned on its own (no cue phrase spans two messages)
+// and the counts are combined: the ask is the last user turn, or every
+// message when there is none; the history is the turns after the system
+// prompts, which do not count (see historyWeight).
 func ComplexityOf(x *Extraction) (float64, ComplexityFeatures) {
-	var ask, hist complexityScan
-	if x.LastUserLen == 0 {
-		ask.scan(x.Text) // no user turn: everything is the ask
-	} else {
-		ask.scan(x.Text[:x.LastUserLen])
-		hist.scan(x.Text[min(x.SystemEnd, len(x.Text)):])
+	var ask, hist, m complexityScan
+	for i, sg := range x.segs {
+		m = complexityScan{}
+		m.scan(x.Text[sg.start:sg.end])
+		combineComplexity(x, i, sg, &m, &ask, &hist)
 	}
 	f := features(x, &ask, &hist)
 	return f.Score(), f
+}
+
+// combineComplexity adds the scan m of message i (x.segs[i]) to the ask or
+// the history.
+func combineComplexity(x *Extraction, i int, sg segment, m, ask, hist *complexityScan) {
+	switch {
+	case x.LastUserLen == 0:
+		ask.add(m) // no user turn: everything is the ask
+	case i == 0:
+		*ask = *m // segs[0] is the last user turn, Text[:LastUserLen]
+	case sg.start >= x.SystemEnd:
+		hist.add(m)
+	}
+}
+
+// add adds the counts of o to s.
+func (s *complexityScan) add(o *complexityScan) {
+	for i := range s.cue {
+		s.cue[i] += o.cue[i]
+	}
+	s.nonSpace += o.nonSpace
+	s.questions += o.questions
+	s.numbered += o.numbered
+	s.bullet += o.bullet
+	s.fences += o.fences
+	s.codeLines += o.codeLines
+	s.mathMarks += o.mathMarks
 }
 
 func features(x *Extraction, ask, hist *complexityScan) ComplexityFeatures {

@@ -31,12 +31,12 @@ import (
 
 // Phases reported to Observer.Phase.
 const (
-	PhaseExtract    = "extract"
-	PhaseKeywords   = "keywords"
-	PhaseComplexity = "complexity"
-	PhasePII        = "pii"
-	PhaseInjection  = "injection"
-	PhaseIntent     = "intent"
+	PhaseExtract  = "extract"
+	PhaseKeywords = "keywords"
+	// PhaseMessages is the per-message pass: complexity, PII and
+	// injection of each message, from the message cache when it can.
+	PhaseMessages = "messages"
+	PhaseIntent   = "intent"
 )
 
 // Observer receives measurements of the signal pass (metrics hook). All
@@ -48,6 +48,9 @@ type Observer interface {
 	Classified(source string)
 	// CacheLookup reports an intent cache hit or miss.
 	CacheLookup(hit bool)
+	// MessageCacheLookups reports the message cache lookups of one
+	// request (messages shorter than a lookup is worth are not counted).
+	MessageCacheLookups(hits, misses int)
 	// LLMCall reports the outcome of an attempted LLM classification
 	// (LLMOK, LLMTimeout, ...) and its duration (0 when no call was made).
 	LLMCall(outcome string, d time.Duration)
@@ -58,6 +61,7 @@ type nopObserver struct{}
 func (nopObserver) Phase(string, time.Duration)   {}
 func (nopObserver) Classified(string)             {}
 func (nopObserver) CacheLookup(bool)              {}
+func (nopObserver) MessageCacheLookups(int, int)  {}
 func (nopObserver) LLMCall(string, time.Duration) {}
 
 // Options are the dependencies of an Engine.
@@ -87,6 +91,7 @@ type Engine struct {
 	injection  *injection.Detector
 	llm        *llmClassifier // nil unless classifier.mode is llm
 	cache      *intentCache   // nil when disabled
+	messages   *messageCache  // nil when disabled
 	salt       uint64
 	pool       sync.Pool
 	closeOnce  sync.Once
@@ -97,6 +102,7 @@ var ErrBadArgument = errors.New("signals: nil request or output")
 
 type scratch struct {
 	x     Extraction
+	m     messageTotals
 	f     featBuf
 	lower []byte
 }
@@ -159,6 +165,16 @@ func New(snap *config.Snapshot, opts Options) (*Engine, error) {
 	} else if e.cache, err = newIntentCache(cl.CacheSize); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("intent cache: %w", err)
+	}
+	// Message scans depend on the text alone (PII counts every type;
+	// the types reported are chosen when the counts are turned into
+	// findings), so a reload keeps the cache when its size is unchanged.
+	mc := cfg.Signals.MessageCacheSize
+	if prev := opts.Reuse; prev != nil && prev.messages != nil && prev.messages.size == mc {
+		e.messages = prev.messages
+	} else if e.messages, err = newMessageCache(mc); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("message cache: %w", err)
 	}
 	e.salt = cacheSalt(e.classifier.hash, cl)
 	e.pool.New = func() any { return new(scratch) }
@@ -260,20 +276,22 @@ func (e *Engine) Compute(ctx context.Context, req *openai.Request, out *Signals)
 	out.Truncated = x.Truncated
 	text := x.Text
 
+	// Keyword rules are operators' regular expressions over the whole
+	// text (a pattern may span messages), so they are not per message.
 	out.Keywords, out.KeywordRules = e.keywords.Match(text, &sc.lower, out.Keywords, out.KeywordRules)
 	t = e.lap(timed, PhaseKeywords, t)
 
-	out.Complexity, _ = ComplexityOf(x)
-	t = e.lap(timed, PhaseComplexity, t)
-
-	// The scanners get a view of the pooled buffer: what they return must
-	// not retain the text (findings are types and counts only).
-	out.PII = e.pii.Scan(bytesString(text), out.PII)
-	slices.SortFunc(out.PII, func(a, b pii.Finding) int { return strings.Compare(a.Type, b.Type) })
-	t = e.lap(timed, PhasePII, t)
-
-	e.injection.ScoreInto(bytesString(text), &out.Injection)
-	t = e.lap(timed, PhaseInjection, t)
+	m := &sc.m
+	*m = messageTotals{}
+	e.scanMessages(x, m)
+	if m.hits+m.misses > 0 {
+		e.obs.MessageCacheLookups(m.hits, m.misses)
+	}
+	f := features(x, &m.ask, &m.hist)
+	out.Complexity = f.Score()
+	out.PII = e.pii.Findings(&m.pii, out.PII) // sorted by type
+	e.injection.ResultInto(m.inj, &out.Injection)
+	t = e.lap(timed, PhaseMessages, t)
 
 	e.intent(ctx, sc, req.Shape, out)
 	e.lap(timed, PhaseIntent, t)

@@ -58,6 +58,8 @@ type recorder struct {
 	hits     int
 	misses   int
 	outcomes []string
+	// message cache lookups
+	msgHits, msgMisses int
 }
 
 func (r *recorder) Phase(p string, d time.Duration) {
@@ -83,6 +85,13 @@ func (r *recorder) CacheLookup(hit bool) {
 	} else {
 		r.misses++
 	}
+}
+
+func (r *recorder) MessageCacheLookups(hits, misses int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgHits += hits
+	r.msgMisses += misses
 }
 
 func (r *recorder) LLMCall(o string, _ time.Duration) {
@@ -149,7 +158,7 @@ func TestEngineCompute(t *testing.T) {
 	if n < 50 || n > 150 { // binomial(800, 1/8): mean 100, sd 9.4
 		t.Errorf("phases timed in %d of %d requests, want about %d", n, runs, runs/phaseSampleEvery)
 	}
-	for _, p := range []string{PhaseExtract, PhaseKeywords, PhaseComplexity, PhasePII, PhaseInjection, PhaseIntent} {
+	for _, p := range []string{PhaseExtract, PhaseKeywords, PhaseMessages, PhaseIntent} {
 		if rec.phases[p] != n {
 			t.Errorf("phase %s observed %d times, extract %d", p, rec.phases[p], n)
 		}

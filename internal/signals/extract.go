@@ -73,7 +73,14 @@ type Extraction struct {
 
 	parts []textPart
 	msgs  []msgSpan
+	// segs are the messages as written to Text, in Text order (separators
+	// excluded; a message cut by the limit ends at the cut; messages
+	// that left nothing in Text are absent).
+	segs []segment
 }
+
+// segment is one message's text: Text[start:end].
+type segment struct{ start, end int }
 
 // LastUser returns the last user turn (possibly cut by the limit).
 func (x *Extraction) LastUser() []byte { return x.Text[:x.LastUserLen] }
@@ -151,7 +158,7 @@ func (x *Extraction) Extract(req *openai.Request, limit int) {
 
 func (x *Extraction) reset() {
 	clear(x.parts) // drop views of the previous body
-	*x = Extraction{Text: x.Text[:0], parts: x.parts[:0], msgs: x.msgs[:0]}
+	*x = Extraction{Text: x.Text[:0], parts: x.parts[:0], msgs: x.msgs[:0], segs: x.segs[:0]}
 }
 
 func (x *Extraction) newMsg(role uint8) int32 {
@@ -310,8 +317,12 @@ func (x *Extraction) writeMsg(i, limit int) {
 		sep = ""
 	}
 	m := x.msgs[i]
+	start := -1
 	for _, p := range x.parts[m.first:m.end] {
 		x.writeSep(sep, limit)
+		if start < 0 {
+			start = len(x.Text)
+		}
 		sep = partSeparator
 		lim := limit
 		if x.Truncated {
@@ -325,6 +336,9 @@ func (x *Extraction) writeMsg(i, limit int) {
 		if len(x.Text)-before < nb {
 			x.Truncated = true
 		}
+	}
+	if start >= 0 && len(x.Text) > start {
+		x.segs = append(x.segs, segment{start, len(x.Text)})
 	}
 }
 

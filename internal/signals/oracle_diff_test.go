@@ -53,6 +53,25 @@ func oracleExtraction(text []byte, a, b uint16, msgs, sys uint8, trunc bool, ext
 	if trunc {
 		x.PromptBytes += int(extra)
 	}
+	// Messages: the last user turn, then the system and history regions
+	// cut at every turn separator, as Extract lays them out.
+	addRegion := func(lo, hi int) {
+		for lo < hi {
+			end := hi
+			if k := strings.Index(string(text[lo:hi]), turnSeparator); k >= 0 {
+				end = lo + k
+			}
+			if end > lo {
+				x.segs = append(x.segs, segment{lo, end})
+			}
+			lo = min(hi, end+len(turnSeparator))
+		}
+	}
+	if x.LastUserLen > 0 {
+		x.segs = append(x.segs, segment{0, x.LastUserLen})
+	}
+	addRegion(x.LastUserLen, x.SystemEnd)
+	addRegion(x.SystemEnd, n)
 	return x
 }
 
@@ -84,7 +103,8 @@ func TestComplexityMatchesOracle(t *testing.T) {
 	})
 	t.Run("examples", func(t *testing.T) {
 		for _, e := range DefaultExamples() {
-			checkComplexity(t, &Extraction{Text: []byte(e.Text), Messages: 1})
+			text := []byte(e.Text)
+			checkComplexity(t, &Extraction{Text: text, Messages: 1, segs: []segment{{0, len(text)}}})
 		}
 	})
 	t.Run("random", func(t *testing.T) {

@@ -186,16 +186,39 @@ const oldHistoryWeight = 0.5
 
 // oldComplexityOf returns the complexity score of an extracted request and the
 // oldFeatures it came from.
+//
+// Since messages are scanned one by one (messages.go), the oracle is the
+// old scanner run per message, combined as ComplexityOf combines them: the
+// differential tests pin the scanner, not the composition.
 func oldComplexityOf(x *Extraction) (float64, ComplexityFeatures) {
 	var ask, hist oldComplexityScan
-	if x.LastUserLen == 0 {
-		ask.scan(x.Text) // no user turn: everything is the ask
-	} else {
-		ask.scan(x.Text[:x.LastUserLen])
-		hist.scan(x.Text[min(x.SystemEnd, len(x.Text)):])
+	for i, sg := range x.segs {
+		var m oldComplexityScan
+		m.scan(x.Text[sg.start:sg.end])
+		switch {
+		case x.LastUserLen == 0:
+			ask.add(&m) // no user turn: everything is the ask
+		case i == 0:
+			ask = m
+		case sg.start >= x.SystemEnd:
+			hist.add(&m)
+		}
 	}
 	f := oldFeatures(x, &ask, &hist)
 	return oldScore(f), f
+}
+
+func (s *oldComplexityScan) add(o *oldComplexityScan) {
+	for i := range s.cue {
+		s.cue[i] += o.cue[i]
+	}
+	s.nonSpace += o.nonSpace
+	s.questions += o.questions
+	s.numbered += o.numbered
+	s.bullet += o.bullet
+	s.fences += o.fences
+	s.codeLines += o.codeLines
+	s.mathMarks += o.mathMarks
 }
 
 func oldFeatures(x *Extraction, ask, hist *oldComplexityScan) ComplexityFeatures {

@@ -19,6 +19,7 @@ type Metrics struct {
 	DecisionDuration *prometheus.HistogramVec // phase
 	ClassifierSource *prometheus.CounterVec   // source
 	CacheLookups     *prometheus.CounterVec   // result
+	MessageCache     *prometheus.CounterVec   // result
 	PolicyErrors     *prometheus.CounterVec   // kind
 	PolicyCache      *prometheus.CounterVec   // result
 	Rejections       *prometheus.CounterVec   // code
@@ -75,6 +76,9 @@ func NewMetrics() *Metrics {
 	m.CacheLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_classifier_cache_lookups_total", Help: "Classifier cache lookups by result (hit, miss).",
 	}, []string{"result"})
+	m.MessageCache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchyard_signal_message_cache_lookups_total", Help: "Per-message scan cache lookups (complexity, PII, injection) by result (hit, miss).",
+	}, []string{"result"})
 	m.PolicyErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchyard_policy_errors_total", Help: "Policy evaluations that produced no usable decision, by kind (error, timeout, undefined, invalid, unknown_target).",
 	}, []string{"kind"})
@@ -125,7 +129,7 @@ func NewMetrics() *Metrics {
 	m.BreakerOpen = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "switchyard_llm_classifier_breaker_open", Help: "1 while the LLM classifier circuit breaker is open.",
 	})
-	for _, c := range []prometheus.Collector{m.Requests, m.DecisionDuration, m.ClassifierSource, m.CacheLookups,
+	for _, c := range []prometheus.Collector{m.Requests, m.DecisionDuration, m.ClassifierSource, m.CacheLookups, m.MessageCache,
 		m.PolicyErrors, m.PolicyCache, m.Rejections, m.Reloads, m.StreamsActive, m.Streams, m.Panics, m.Tokens, m.GenAITokens,
 		m.CostUSD, m.BaselineCostUSD, m.Escalations, m.UpstreamStatus, m.UpstreamRewrites, m.LLMClassifier, m.BreakerOpen} {
 		f(c)

@@ -150,7 +150,21 @@ func (d *Detector) Score(text string) Result {
 // res.Matched, so a caller that keeps its Result between requests does not
 // allocate at all.
 func (d *Detector) ScoreInto(text string, res *Result) {
-	fired := scan(text, 0)
+	d.ResultInto(d.Fired(text), res)
+}
+
+// Fired is the set of heuristics that fired on some text. Sets of separate
+// texts combine with |: the signal engine scans each message of a request
+// on its own, caches its Fired, and scores the union.
+type Fired uint32
+
+// Fired scans text and returns the heuristics that fired, without scoring.
+func (d *Detector) Fired(text string) Fired { return Fired(scan(text, 0)) }
+
+// ResultInto scores the heuristics in f into res, reusing the capacity of
+// res.Matched as ScoreInto does.
+func (d *Detector) ResultInto(f Fired, res *Result) {
+	fired := uint32(f)
 	res.Score = score(fired)
 	res.Matched = res.Matched[:0]
 	if fired == 0 {
