@@ -29,7 +29,7 @@ const (
 	DefaultMinConfidence       = 0.45
 	DefaultCacheSize           = 65536
 	DefaultMessageCacheSize    = 16384
-	MaxMessageCacheSize        = 1 << 24
+	MaxCacheSize               = 1 << 24 // any cache; setcache.MaxSize
 	DefaultLLMTimeout          = 150 * time.Millisecond
 	DefaultBreakerFailures     = 5
 	DefaultBreakerCoolDown     = 30 * time.Second
@@ -410,12 +410,8 @@ func (c *Config) validateClassifier(v *validator) {
 	if cl.MinConfidence < 0 || cl.MinConfidence >= 1 {
 		v.add("classifier.min_confidence", "must be in [0,1)")
 	}
-	if cl.CacheSize < -1 {
-		v.add("classifier.cache_size", "must be -1 (off), 0 (default size) or a positive size")
-	}
-	if n := c.Signals.MessageCacheSize; n < -1 || n > MaxMessageCacheSize {
-		v.add("signals.message_cache_size", "must be -1 (off), 0 (default size) or a size up to %d (got %d)", MaxMessageCacheSize, n)
-	}
+	validCacheSize(v, "classifier.cache_size", cl.CacheSize)
+	validCacheSize(v, "signals.message_cache_size", c.Signals.MessageCacheSize)
 	known := map[string]bool{}
 	for _, in := range Intents {
 		known[in] = true
@@ -445,9 +441,7 @@ func (c *Config) validatePolicy(v *validator) {
 	if p.EvalTimeout <= 0 {
 		v.add("policy.eval_timeout", "must be positive")
 	}
-	if p.DecisionCacheSize < -1 {
-		v.add("policy.decision_cache_size", "must be -1 (off), 0 (default size) or a positive size")
-	}
+	validCacheSize(v, "policy.decision_cache_size", p.DecisionCacheSize)
 	if p.TenantHeader != "" && !headerRE.MatchString(p.TenantHeader) {
 		v.add("policy.tenant_header", "%q is not a lower-case header name", p.TenantHeader)
 	}
@@ -470,6 +464,13 @@ func (c *Config) model(name string) *Model {
 func setStr(p *string, d string) {
 	if *p == "" {
 		*p = d
+	}
+}
+
+// validCacheSize checks a cache size key: -1 (off), 0 (default) or a size.
+func validCacheSize(v *validator, key string, n int) {
+	if n < -1 || n > MaxCacheSize {
+		v.add(key, "must be -1 (off), 0 (default size) or a size up to %d (got %d)", MaxCacheSize, n)
 	}
 }
 

@@ -242,7 +242,7 @@ func (e *Engine) Eval(ctx context.Context, in *Input) (d Decision, err error) {
 	}
 	d, err = e.finish(t, in)
 	if err == nil && e.memo != nil {
-		e.memo.cache.Add(key, d)
+		e.memo.cache.Put(key[0], key, d)
 	}
 	return d, err
 }

@@ -5,9 +5,9 @@ import (
 	"hash/maphash"
 	"math"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/switchyard-llm/switchyard/internal/setcache"
 	"github.com/switchyard-llm/switchyard/internal/signals"
 )
 
@@ -168,7 +168,7 @@ type decisionKey [2]uint64
 type memo struct {
 	mask   uint64
 	seeds  [2]maphash.Seed
-	cache  *lru.Cache[decisionKey, Decision]
+	cache  *setcache.Cache[decisionKey, Decision] // lock-free: read by every request
 	onLook func(hit bool)
 }
 
@@ -180,7 +180,7 @@ func newMemo(c *ast.Compiler, size int, onLook func(bool)) *memo {
 	if size == 0 {
 		size = DefaultDecisionCacheSize
 	}
-	cache, err := lru.New[decisionKey, Decision](size)
+	cache, err := setcache.New[decisionKey, Decision](size)
 	if err != nil {
 		return nil
 	}
@@ -195,7 +195,7 @@ const DefaultDecisionCacheSize = 4096
 
 func (m *memo) get(in *Input) (decisionKey, Decision, bool) {
 	k := m.key(in)
-	d, ok := m.cache.Get(k)
+	d, ok := m.cache.Get(k[0], k)
 	m.onLook(ok)
 	return k, d, ok
 }

@@ -200,7 +200,13 @@ func (r *Router) Decide(ctx context.Context, q *Request, id string) *Decision {
 // allocating one per request.
 func (r *Router) DecideInto(ctx context.Context, q *Request, id string, d *Decision) {
 	start := time.Now()
-	*d = Decision{ID: id}
+	// Keep the header map and the signals' slices of the decision this
+	// one overwrites (a pooled Decision): nothing outlives a request.
+	hdrs, sig := d.Request.Headers, d.Signals
+	clear(hdrs)
+	sig.Reset()
+	*d = Decision{ID: id, Signals: sig}
+	d.Request.Headers = hdrs
 	r.decide(ctx, q, d, start)
 	d.Durations.Total = time.Since(start)
 	r.record(d)
@@ -226,7 +232,7 @@ func (r *Router) logDecision(d *Decision) {
 
 func (r *Router) decide(ctx context.Context, q *Request, d *Decision, start time.Time) {
 	cfg := r.snap.Config
-	d.Request = r.requestInput(q)
+	r.requestInput(q, &d.Request)
 	if q.NoBody {
 		// GET /v1/models and the like: nothing to read, but the policy still
 		// decides (tenant and provider rules apply to every request).
@@ -467,8 +473,13 @@ func labelOr(v string) string {
 	return v
 }
 
-func (r *Router) requestInput(q *Request) policy.Request {
-	in := policy.Request{Method: q.Method, Path: q.Path, Headers: make(map[string]string, len(q.Headers))}
+// requestInput fills in (whose Headers map, if any, is empty) with the
+// request line and the headers a policy may see.
+func (r *Router) requestInput(q *Request, in *policy.Request) {
+	in.Method, in.Path = q.Method, q.Path
+	if in.Headers == nil {
+		in.Headers = make(map[string]string, len(q.Headers))
+	}
 	for _, h := range q.Headers {
 		if h.Key == "" || h.Key[0] == ':' {
 			continue
@@ -485,7 +496,6 @@ func (r *Router) requestInput(q *Request) policy.Request {
 	if r.tenantHeader != "" {
 		in.Tenant = in.Headers[r.tenantHeader]
 	}
-	return in
 }
 
 func fillRequestFromBody(in *policy.Request, req *openai.Request) {

@@ -8,8 +8,10 @@ import (
 
 	"github.com/switchyard-llm/switchyard/internal/config"
 	"github.com/switchyard-llm/switchyard/internal/openai"
+	"github.com/switchyard-llm/switchyard/internal/pii"
 	"github.com/switchyard-llm/switchyard/internal/policy"
 	"github.com/switchyard-llm/switchyard/internal/signals"
+	"github.com/switchyard-llm/switchyard/internal/signals/injection"
 	"github.com/switchyard-llm/switchyard/internal/telemetry"
 )
 
@@ -230,3 +232,58 @@ func TestNoBodyRequestIsDecidedByPolicy(t *testing.T) {
 		t.Errorf("decision = %s %d", d.Outcome, d.Status)
 	}
 }
+
+// TestDecideIntoCarriesNothingOver: a reused Decision keeps its header map
+// and signal slices for capacity only; nothing of the previous request's
+// headers, tenant or signals reaches the next decision or its policy input.
+func TestDecideIntoCarriesNothingOver(t *testing.T) {
+	pol := &scriptedPolicy{dec: policy.Decision{Allow: true}}
+	sig := &switchSignals{}
+	r, err := New(testSnap(t, nil), Deps{Signals: sig, Policy: pol})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d Decision
+	first := chat("auto")
+	first.Headers = append(first.Headers, Header{"x-tenant-id", "acme"}, Header{"x-trace", "one"})
+	sig.s = signals.Signals{Keywords: []string{"confidential"}, KeywordRules: []string{"confidential"},
+		PII: []pii.Finding{{Type: pii.Email, Count: 1}}, Injection: injection.Result{Score: 0.9, Matched: []string{"instruction_override"}}}
+	r.DecideInto(context.Background(), first, "id1", &d)
+	if d.Request.Tenant != "acme" || d.Request.Headers["x-trace"] != "one" || len(d.Signals.PII) != 1 {
+		t.Fatalf("first decision: request %+v, signals %+v", d.Request, d.Signals)
+	}
+	headers := d.Request.Headers
+
+	// No body: the signal pass does not run, so only DecideInto can clear
+	// the previous signals.
+	second := &Request{Method: "GET", Path: "/v1/models", NoBody: true, Headers: []Header{{"accept", "*/*"}}}
+	sig.s = signals.Signals{}
+	r.DecideInto(context.Background(), second, "id2", &d)
+	if _, ok := d.Request.Headers["x-trace"]; ok || d.Request.Tenant != "" || len(d.Request.Headers) != 1 {
+		t.Errorf("second decision's request input: %+v", d.Request)
+	}
+	if len(d.Signals.Keywords)+len(d.Signals.KeywordRules)+len(d.Signals.PII)+len(d.Signals.Injection.Matched) != 0 || d.Signals.Injection.Score != 0 {
+		t.Errorf("second decision's signals: %+v", d.Signals)
+	}
+	if len(pol.in.Request.Headers) != 1 || (pol.in.Signals != nil && len(pol.in.Signals.PII) != 0) {
+		t.Errorf("second policy input: request %+v, signals %+v", pol.in.Request, pol.in.Signals)
+	}
+	if fmt.Sprintf("%p", headers) != fmt.Sprintf("%p", d.Request.Headers) {
+		t.Error("the header map was not reused")
+	}
+}
+
+// switchSignals reports whatever s holds, through the reused out (as the
+// engine does: Reset keeps capacity).
+type switchSignals struct{ s signals.Signals }
+
+func (f *switchSignals) Compute(_ context.Context, _ *openai.Request, out *signals.Signals) error {
+	out.Reset()
+	out.Keywords = append(out.Keywords, f.s.Keywords...)
+	out.KeywordRules = append(out.KeywordRules, f.s.KeywordRules...)
+	out.PII = append(out.PII, f.s.PII...)
+	out.Injection.Score = f.s.Injection.Score
+	out.Injection.Matched = append(out.Injection.Matched, f.s.Injection.Matched...)
+	return nil
+}
+func (*switchSignals) Close() {}

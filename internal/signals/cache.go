@@ -3,10 +3,11 @@ package signals
 import (
 	"hash/maphash"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/switchyard-llm/switchyard/internal/setcache"
 )
 
-// intentCache remembers intent results per classifier input. Keys are
+// intentCache remembers intent results per classifier input, in a
+// lock-free set-associative table (internal/setcache). Keys are
 // 64-bit maphash values of the ask and its context, mixed with a salt that
 // identifies everything else the result depends on (examples, threshold,
 // mode, LLM model), so an engine built from a changed config can share the
@@ -14,7 +15,7 @@ import (
 // 64-bit keys are possible in principle and harmless: an intent is a
 // routing hint, never a security decision.
 type intentCache struct {
-	lru  *lru.Cache[uint64, cachedIntent]
+	c    *setcache.Cache[uint64, cachedIntent]
 	seed maphash.Seed
 	size int
 }
@@ -29,11 +30,11 @@ func newIntentCache(size int) (*intentCache, error) {
 	if size <= 0 {
 		return nil, nil
 	}
-	c, err := lru.New[uint64, cachedIntent](size)
+	c, err := setcache.New[uint64, cachedIntent](size)
 	if err != nil {
 		return nil, err
 	}
-	return &intentCache{lru: c, seed: maphash.MakeSeed(), size: size}, nil
+	return &intentCache{c: c, seed: maphash.MakeSeed(), size: size}, nil
 }
 
 func (c *intentCache) key(salt uint64, ask, ctxText []byte) uint64 {
@@ -50,6 +51,6 @@ func (c *intentCache) key(salt uint64, ask, ctxText []byte) uint64 {
 	return h.Sum64()
 }
 
-func (c *intentCache) get(k uint64) (cachedIntent, bool) { return c.lru.Get(k) }
+func (c *intentCache) get(k uint64) (cachedIntent, bool) { return c.c.Get(k, k) }
 
-func (c *intentCache) add(k uint64, v cachedIntent) { c.lru.Add(k, v) }
+func (c *intentCache) add(k uint64, v cachedIntent) { c.c.Put(k, k, v) }

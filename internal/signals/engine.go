@@ -170,7 +170,7 @@ func New(snap *config.Snapshot, opts Options) (*Engine, error) {
 	// the types reported are chosen when the counts are turned into
 	// findings), so a reload keeps the cache when its size is unchanged.
 	mc := cfg.Signals.MessageCacheSize
-	if prev := opts.Reuse; prev != nil && prev.messages != nil && prev.messages.size == mc {
+	if prev := opts.Reuse; prev != nil && prev.messages != nil && prev.messages.size() == mc {
 		e.messages = prev.messages
 	} else if e.messages, err = newMessageCache(mc); err != nil {
 		e.Close()

@@ -1,11 +1,9 @@
 package signals
 
 import (
-	"fmt"
 	"hash/maphash"
-	"sync/atomic"
 
-	"github.com/switchyard-llm/switchyard/internal/config"
+	"github.com/switchyard-llm/switchyard/internal/setcache"
 
 	"github.com/switchyard-llm/switchyard/internal/pii"
 	"github.com/switchyard-llm/switchyard/internal/signals/injection"
@@ -25,13 +23,10 @@ import (
 // a request's text was seen before; with the cache each request scans
 // about its new turn only.
 //
-// The cache is a two-way set-associative table of signals.message_cache_size
-// entries (rounded up to a power of two) keyed by a 64-bit maphash, seeded
-// at random per process so that collisions cannot be aimed at, together
-// with the message length. Slots are atomic pointers to immutable entries:
-// lookups take no lock (an LRU's mutex was 3 µs per request under load,
-// most of it contention), and a new entry replaces an empty way, else one
-// chosen by a hash bit.
+// The cache (internal/setcache: lock-free, two-way set-associative) holds
+// signals.message_cache_size entries, rounded up to a power of two, keyed
+// by the message length and a 64-bit maphash seeded at random per process,
+// so that collisions cannot be aimed at.
 
 // minCachedMessage is the shortest message worth a cache lookup: hashing
 // and the lookup cost about as much as scanning this many bytes.
@@ -44,18 +39,15 @@ type messageScan struct {
 	inj injection.Fired
 }
 
-type messageEntry struct {
-	hash uint64
-	n    int
-	scan messageScan
-}
-
 // messageCache remembers messageScan results. Safe for concurrent use.
 type messageCache struct {
-	slots []atomic.Pointer[messageEntry]
-	mask  uint64
-	seed  maphash.Seed
-	size  int // as configured (reuse on reload compares it)
+	c    *setcache.Cache[messageKey, messageScan]
+	seed maphash.Seed
+}
+
+type messageKey struct {
+	hash uint64
+	n    int
 }
 
 // newMessageCache returns nil when size is not positive (cache off).
@@ -63,49 +55,14 @@ func newMessageCache(size int) (*messageCache, error) {
 	if size <= 0 {
 		return nil, nil
 	}
-	if size > maxMessageCacheSize {
-		return nil, fmt.Errorf("size %d is above the maximum %d", size, maxMessageCacheSize)
+	c, err := setcache.New[messageKey, messageScan](size)
+	if err != nil {
+		return nil, err
 	}
-	n := 2
-	for n < size {
-		n <<= 1
-	}
-	return &messageCache{slots: make([]atomic.Pointer[messageEntry], n), mask: uint64(n - 1), seed: maphash.MakeSeed(), size: size}, nil
+	return &messageCache{c: c, seed: maphash.MakeSeed()}, nil
 }
 
-// maxMessageCacheSize bounds the table (config validation says so first).
-const maxMessageCacheSize = config.MaxMessageCacheSize
-
-// ways returns the two slots a hash may live in: a pair of neighbours.
-func (c *messageCache) ways(h uint64) (a, b *atomic.Pointer[messageEntry]) {
-	i := h & c.mask &^ 1
-	return &c.slots[i], &c.slots[i|1]
-}
-
-func (c *messageCache) get(h uint64, n int) (*messageEntry, bool) {
-	a, b := c.ways(h)
-	if e := a.Load(); e != nil && e.hash == h && e.n == n {
-		return e, true
-	}
-	if e := b.Load(); e != nil && e.hash == h && e.n == n {
-		return e, true
-	}
-	return nil, false
-}
-
-func (c *messageCache) put(e *messageEntry) {
-	a, b := c.ways(e.hash)
-	switch {
-	case a.Load() == nil:
-		a.Store(e)
-	case b.Load() == nil:
-		b.Store(e)
-	case e.hash>>63 == 0:
-		a.Store(e)
-	default:
-		b.Store(e)
-	}
-}
+func (c *messageCache) size() int { return c.c.Size() }
 
 // scanMessage fills out with the scan of one message's text, from the
 // cache when it can. It reports whether the cache was consulted and hit.
@@ -115,13 +72,13 @@ func (e *Engine) scanMessage(text []byte, out *messageScan) (looked, hit bool) {
 		e.scanMessageText(text, out)
 		return false, false
 	}
-	h := maphash.Bytes(c.seed, text)
-	if ent, ok := c.get(h, len(text)); ok {
-		*out = ent.scan
+	k := messageKey{hash: maphash.Bytes(c.seed, text), n: len(text)}
+	if v, ok := c.c.Get(k.hash, k); ok {
+		*out = v
 		return true, true
 	}
 	e.scanMessageText(text, out)
-	c.put(&messageEntry{hash: h, n: len(text), scan: *out})
+	c.c.Put(k.hash, k, *out)
 	return true, false
 }
 

@@ -384,50 +384,62 @@ func testReloadUnderLoad(t *testing.T, h *harness) {
 		t.Fatal(err)
 	}
 
-	const workers, perWorker = 8, 25
-	var sent atomic.Int64
-	results := make(chan result, workers*perWorker)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+	// The workers keep sending until every version has been reloaded (and
+	// at least minPerWorker requests each), so all reloads happen under
+	// load however fast the requests are.
+	const workers, minPerWorker, cycles = 8, 25, 2
+	var (
+		mu      sync.Mutex
+		results []result
+		wg      sync.WaitGroup
+	)
+	reloadsDone := make(chan struct{})
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; i < perWorker; i++ {
-				sent.Add(1)
-				results <- h.try(context.Background(), h.sim, chatBody("auto", fmt.Sprintf("worker %d says hello %d", w, i)), nil)
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-reloadsDone:
+					if i >= minPerWorker {
+						return
+					}
+				default:
+				}
+				r := h.try(context.Background(), h.sim, chatBody("auto", fmt.Sprintf("worker %d says hello %d", w, i)), nil)
+				mu.Lock()
+				results = append(results, r)
+				mu.Unlock()
 			}
-		}(w)
+		})
 	}
 	// Reload while the workers run: each version written, then reloaded.
-	var reloads, failed int
+	var reloads, failed, wantOK, wantFailed int
 	var olds []*route.Router
-	go func() { wg.Wait(); close(stop) }()
-	for i := 0; ; i++ {
-		select {
-		case <-stop:
-		case <-time.After(40 * time.Millisecond): // pacing, not synchronisation
-			v := versions[i%len(versions)]
-			if err := os.WriteFile(path, v.yaml, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			rt, err := route.Reload(context.Background(), path, zap.NewNop(), h.metrics, h.srv.Router())
-			if (err == nil) != v.ok {
-				t.Errorf("version %d: reload error %v, want ok=%v", i%len(versions), err, v.ok)
-			}
-			if err == nil {
-				olds = append(olds, h.srv.Swap(rt))
-				reloads++
-			} else {
-				failed++
-			}
-			continue
+	for i := range cycles * len(versions) {
+		time.Sleep(40 * time.Millisecond) // pacing, not synchronisation
+		v := versions[i%len(versions)]
+		if err := os.WriteFile(path, v.yaml, 0o600); err != nil {
+			t.Fatal(err)
 		}
-		break
+		rt, err := route.Reload(context.Background(), path, zap.NewNop(), h.metrics, h.srv.Router())
+		if (err == nil) != v.ok {
+			t.Errorf("version %d: reload error %v, want ok=%v", i%len(versions), err, v.ok)
+		}
+		if v.ok {
+			wantOK++
+		} else {
+			wantFailed++
+		}
+		if err == nil {
+			olds = append(olds, h.srv.Swap(rt))
+			reloads++
+		} else {
+			failed++
+		}
 	}
-	close(results)
+	close(reloadsDone)
+	wg.Wait()
 	var n, bad int
-	for r := range results {
+	for _, r := range results {
 		n++
 		if r.err != nil || r.status != 200 {
 			bad++
@@ -443,11 +455,11 @@ func testReloadUnderLoad(t *testing.T, h *harness) {
 		o.Close()
 	}
 	t.Logf("%d requests, %d failed, %d reloads swapped in, %d refused", n, bad, reloads, failed)
-	if int64(n) != sent.Load() || n != workers*perWorker {
-		t.Fatalf("%d answers for %d requests", n, sent.Load())
+	if n < workers*minPerWorker {
+		t.Fatalf("%d answers, want at least %d", n, workers*minPerWorker)
 	}
-	if reloads < 2 || failed < 1 {
-		t.Fatalf("only %d good and %d bad reloads during the load", reloads, failed)
+	if reloads != wantOK || failed != wantFailed {
+		t.Fatalf("%d good and %d bad reloads, want %d and %d", reloads, failed, wantOK, wantFailed)
 	}
 	if bad != 0 {
 		t.Fatalf("%d of %d requests failed during reloads", bad, n)
