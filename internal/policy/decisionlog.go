@@ -52,6 +52,10 @@ func NewDecisionLogger(l *zap.Logger, p config.Policy) *DecisionLogger {
 	return &DecisionLogger{log: l, debug: p.DebugUnredacted, secret: append([]string(nil), p.SecretHeaders...)}
 }
 
+// Debug reports whether records carry the debug fields (headers
+// included). False for a nil logger.
+func (dl *DecisionLogger) Debug() bool { return dl != nil && dl.debug }
+
 // Log writes one record at info level (debug fields only in debug mode).
 func (dl *DecisionLogger) Log(rec *DecisionLog) {
 	if dl == nil || rec == nil {

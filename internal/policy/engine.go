@@ -198,6 +198,11 @@ func (e *Engine) warmUp(ctx context.Context, snap *config.Snapshot) {
 	_, _ = e.hot.eval(ctx, e.inputValue(in), c, newOverlayCache(e.static))
 }
 
+// ReadsHeaders reports whether some loaded policy reads
+// input.request.headers; when none does, the input carries {} and callers
+// need not build the header map.
+func (e *Engine) ReadsHeaders() bool { return e.headers }
+
 // Revision is a short content hash of the loaded policies, data files and
 // policy.data; it changes whenever any of them does.
 func (e *Engine) Revision() string { return e.revision }

@@ -42,8 +42,11 @@ type Router struct {
 	log     *zap.Logger
 	metrics *telemetry.Metrics
 
-	secrets        *secretNames // policy.secret_headers and the default ones
-	tenantHeader   string
+	secrets      *secretNames // policy.secret_headers and the default ones
+	tenantHeader string
+	// headers: the request headers are needed as a map (a loaded policy
+	// reads input.request.headers, or the decision log shows them).
+	headers        bool
 	keywordTargets map[string]string // keyword rule -> target
 	failOpen       bool
 	judges         map[string]*judge.Judge // cascade target -> judge
@@ -77,6 +80,10 @@ func New(snap *config.Snapshot, d Deps) (*Router, error) {
 		dlog:           policy.NewDecisionLogger(d.Logger, snap.Config.Policy),
 	}
 	r.secrets = newSecretNames(snap.Config.Policy.SecretHeaders)
+	r.headers = r.dlog.Debug()
+	if hr, ok := d.Policy.(interface{ ReadsHeaders() bool }); !ok || hr.ReadsHeaders() {
+		r.headers = true
+	}
 	r.judges = map[string]*judge.Judge{}
 	for _, name := range snap.TargetNames {
 		t, _ := snap.Target(name)
@@ -474,9 +481,16 @@ func labelOr(v string) string {
 }
 
 // requestInput fills in (whose Headers map, if any, is empty) with the
-// request line and the headers a policy may see.
+// request line, the tenant and, when anything reads them, the headers a
+// policy may see.
 func (r *Router) requestInput(q *Request, in *policy.Request) {
 	in.Method, in.Path = q.Method, q.Path
+	if !r.headers {
+		if r.tenantHeader != "" && !r.secrets.secret(r.tenantHeader) {
+			in.Tenant = joinedHeader(q, r.tenantHeader)
+		}
+		return
+	}
 	if in.Headers == nil {
 		in.Headers = make(map[string]string, len(q.Headers))
 	}
@@ -496,6 +510,23 @@ func (r *Router) requestInput(q *Request, in *policy.Request) {
 	if r.tenantHeader != "" {
 		in.Tenant = in.Headers[r.tenantHeader]
 	}
+}
+
+// joinedHeader is the value of header key as the header map has it:
+// repeated values joined with ",".
+func joinedHeader(q *Request, key string) string {
+	v, n := "", 0
+	for _, h := range q.Headers {
+		if h.Key == key {
+			if n == 0 {
+				v = h.Value
+			} else {
+				v += "," + h.Value
+			}
+			n++
+		}
+	}
+	return v
 }
 
 func fillRequestFromBody(in *policy.Request, req *openai.Request) {

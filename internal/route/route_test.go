@@ -287,3 +287,56 @@ func (f *switchSignals) Compute(_ context.Context, _ *openai.Request, out *signa
 	return nil
 }
 func (*switchSignals) Close() {}
+
+// headerBlindPolicy is a scriptedPolicy whose rules never read
+// input.request.headers.
+type headerBlindPolicy struct{ scriptedPolicy }
+
+func (*headerBlindPolicy) ReadsHeaders() bool { return false }
+
+// TestHeaderMapOnlyWhenRead: when no policy reads the headers (and the
+// decision log does not show them) the map is not built; the tenant is
+// still found, repeated values joined as the map would join them, and a
+// secret tenant header stays unread.
+func TestHeaderMapOnlyWhenRead(t *testing.T) {
+	q := chat("auto")
+	q.Headers = append(q.Headers, Header{"x-tenant-id", "acme"}, Header{"x-tenant-id", "beta"}, Header{"x-trace", "1"})
+	for _, tc := range []struct {
+		name        string
+		pol         Policy
+		debug       bool
+		tenant      string
+		wantHeaders bool
+	}{
+		{"policy reads headers", &scriptedPolicy{dec: policy.Decision{Allow: true}}, false, "x-tenant-id", true},
+		{"policy does not", &headerBlindPolicy{scriptedPolicy{dec: policy.Decision{Allow: true}}}, false, "x-tenant-id", false},
+		{"debug decision log", &headerBlindPolicy{scriptedPolicy{dec: policy.Decision{Allow: true}}}, true, "x-tenant-id", true},
+		{"secret tenant header", &headerBlindPolicy{scriptedPolicy{dec: policy.Decision{Allow: true}}}, false, "x-trace", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := testSnap(t, func(c *config.Config) {
+				c.Policy.TenantHeader = tc.tenant
+				c.Policy.DecisionLog = tc.debug
+				c.Policy.DebugUnredacted = tc.debug
+				if tc.tenant == "x-trace" {
+					c.Policy.SecretHeaders = []string{"x-trace"}
+				}
+			})
+			r, err := New(snap, Deps{Signals: fixedSignals{}, Policy: tc.pol})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := r.Decide(context.Background(), q, "id")
+			if got := len(d.Request.Headers) > 0; got != tc.wantHeaders {
+				t.Errorf("header map built: %v, want %v (%v)", got, tc.wantHeaders, d.Request.Headers)
+			}
+			want := "acme,beta"
+			if tc.tenant == "x-trace" {
+				want = ""
+			}
+			if d.Request.Tenant != want {
+				t.Errorf("tenant %q, want %q", d.Request.Tenant, want)
+			}
+		})
+	}
+}

@@ -3,9 +3,8 @@ package signals
 import (
 	"hash/maphash"
 
-	"github.com/switchyard-llm/switchyard/internal/setcache"
-
 	"github.com/switchyard-llm/switchyard/internal/pii"
+	"github.com/switchyard-llm/switchyard/internal/setcache"
 	"github.com/switchyard-llm/switchyard/internal/signals/injection"
 )
 
@@ -25,12 +24,22 @@ import (
 //
 // The cache (internal/setcache: lock-free, two-way set-associative) holds
 // signals.message_cache_size entries, rounded up to a power of two, keyed
-// by the message length and a 64-bit maphash seeded at random per process,
-// so that collisions cannot be aimed at.
+// by a 64-bit maphash of the message seeded at random per process, so that
+// collisions cannot be aimed at. An entry is one 64-byte cache line: the
+// hash and the counts as 16-bit numbers, which cannot overflow because
+// messages of 64 KiB or more are not cached (no count exceeds the length).
+// A hit then costs two cache misses, the slot and the entry, where the
+// full messageScan took four lines; the lookups are memory-bound under
+// load.
 
 // minCachedMessage is the shortest message worth a cache lookup: hashing
 // and the lookup cost about as much as scanning this many bytes.
-const minCachedMessage = 128
+// maxCachedMessage is the first length that is not cached: counts of
+// shorter messages fit in 16 bits.
+const (
+	minCachedMessage = 128
+	maxCachedMessage = 1 << 16
+)
 
 // messageScan is what the per-message scanners found in one message.
 type messageScan struct {
@@ -39,15 +48,49 @@ type messageScan struct {
 	inj injection.Fired
 }
 
-// messageCache remembers messageScan results. Safe for concurrent use.
-type messageCache struct {
-	c    *setcache.Cache[messageKey, messageScan]
-	seed maphash.Seed
+// cachedScan is a messageScan of a message shorter than maxCachedMessage,
+// in 56 bytes.
+type cachedScan struct {
+	cue                      [numCues - 1]uint16 // cue[cueNone] is always 0
+	nonSpace, questions      uint16
+	numbered, bullet, fences uint16
+	codeLines, mathMarks     uint16
+	pii                      [len(pii.Counts{})]uint16
+	inj                      injection.Fired
 }
 
-type messageKey struct {
-	hash uint64
-	n    int
+func pack(m *messageScan) (c cachedScan) {
+	for i := range c.cue {
+		c.cue[i] = uint16(m.cx.cue[i+1])
+	}
+	x := &m.cx
+	c.nonSpace, c.questions, c.numbered, c.bullet = uint16(x.nonSpace), uint16(x.questions), uint16(x.numbered), uint16(x.bullet)
+	c.fences, c.codeLines, c.mathMarks = uint16(x.fences), uint16(x.codeLines), uint16(x.mathMarks)
+	for i := range c.pii {
+		c.pii[i] = uint16(m.pii[i])
+	}
+	c.inj = m.inj
+	return c
+}
+
+func (c *cachedScan) unpack(m *messageScan) {
+	x := &m.cx
+	x.cue[cueNone] = 0
+	for i := range c.cue {
+		x.cue[i+1] = int(c.cue[i])
+	}
+	x.nonSpace, x.questions, x.numbered, x.bullet = int(c.nonSpace), int(c.questions), int(c.numbered), int(c.bullet)
+	x.fences, x.codeLines, x.mathMarks = int(c.fences), int(c.codeLines), int(c.mathMarks)
+	for i := range c.pii {
+		m.pii[i] = int32(c.pii[i])
+	}
+	m.inj = c.inj
+}
+
+// messageCache remembers message scans. Safe for concurrent use.
+type messageCache struct {
+	c    *setcache.Cache[struct{}, cachedScan]
+	seed maphash.Seed
 }
 
 // newMessageCache returns nil when size is not positive (cache off).
@@ -55,7 +98,7 @@ func newMessageCache(size int) (*messageCache, error) {
 	if size <= 0 {
 		return nil, nil
 	}
-	c, err := setcache.New[messageKey, messageScan](size)
+	c, err := setcache.New[struct{}, cachedScan](size)
 	if err != nil {
 		return nil, err
 	}
@@ -68,17 +111,17 @@ func (c *messageCache) size() int { return c.c.Size() }
 // cache when it can. It reports whether the cache was consulted and hit.
 func (e *Engine) scanMessage(text []byte, out *messageScan) (looked, hit bool) {
 	c := e.messages
-	if c == nil || len(text) < minCachedMessage {
+	if c == nil || len(text) < minCachedMessage || len(text) >= maxCachedMessage {
 		e.scanMessageText(text, out)
 		return false, false
 	}
-	k := messageKey{hash: maphash.Bytes(c.seed, text), n: len(text)}
-	if v, ok := c.c.Get(k.hash, k); ok {
-		*out = v
+	h := maphash.Bytes(c.seed, text)
+	if v, ok := c.c.Get(h, struct{}{}); ok {
+		v.unpack(out)
 		return true, true
 	}
 	e.scanMessageText(text, out)
-	c.c.Put(k.hash, k, *out)
+	c.c.Put(h, struct{}{}, pack(out))
 	return true, false
 }
 

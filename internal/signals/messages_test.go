@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/switchyard-llm/switchyard/internal/config"
 	"github.com/switchyard-llm/switchyard/internal/openai"
@@ -204,4 +205,54 @@ func FuzzMessageCache(f *testing.F) {
 			t.Fatalf("signals differ:\n off %+v\nmiss %+v\n hit %+v", want, miss, hit)
 		}
 	})
+}
+
+// TestCachedScanFitsALine: a cache entry (8-byte hash plus cachedScan)
+// is one 64-byte cache line, and pack/unpack keep every count.
+func TestCachedScanFitsALine(t *testing.T) {
+	if n := unsafe.Sizeof(cachedScan{}); n != 56 || unsafe.Alignof(cachedScan{}) > 8 {
+		t.Errorf("cachedScan is %d bytes (align %d), want 56", n, unsafe.Alignof(cachedScan{}))
+	}
+	var m messageScan
+	for i := 1; i < int(numCues); i++ {
+		m.cx.cue[i] = 100 + i
+	}
+	m.cx = complexityScan{cue: m.cx.cue, nonSpace: maxCachedMessage - 1, questions: 2, numbered: 3, bullet: 4, fences: 5, codeLines: 6, mathMarks: 7}
+	for i := range m.pii {
+		m.pii[i] = int32(10 + i)
+	}
+	m.inj = 1<<21 | 5
+	c := pack(&m)
+	var back messageScan
+	back.cx.cue[cueNone] = 99 // unpack must clear it
+	c.unpack(&back)
+	if back != m {
+		t.Errorf("unpack(pack(m)):\n got %+v\nwant %+v", back, m)
+	}
+}
+
+// TestHugeMessageNotCached: a message of 64 KiB or more is scanned every
+// time (its counts could overflow an entry) and is still right.
+func TestHugeMessageNotCached(t *testing.T) {
+	rec := &recorder{}
+	limit := func(c *config.Config) {
+		c.Classifier.CacheSize = 0
+		c.Server.Limits.MaxClassifierChars = 1 << 20 // the whole message reaches the scanners
+	}
+	on := newTestEngine(t, func(c *config.Config) { limit(c); c.Signals.MessageCacheSize = 4096 }, Options{Observer: rec})
+	off := newTestEngine(t, func(c *config.Config) { limit(c); c.Signals.MessageCacheSize = -1 }, Options{})
+	big := strings.Repeat("mail a@example.com now? ", maxCachedMessage/24+10)
+	body := chatJSON(t, "user", big)
+	want := computeBody(t, off, body)
+	for range 2 {
+		if got := computeBody(t, on, body); !reflect.DeepEqual(got, want) {
+			t.Fatalf("signals differ:\n got %+v\nwant %+v", got, want)
+		}
+	}
+	if rec.msgHits+rec.msgMisses != 0 {
+		t.Errorf("%d lookups for a %d-byte message", rec.msgHits+rec.msgMisses, len(big))
+	}
+	if len(want.PII) != 1 || want.PII[0].Count != maxCachedMessage/24+10 {
+		t.Errorf("pii %v", want.PII)
+	}
 }
