@@ -249,11 +249,11 @@ func (e *Engine) Close() {
 // Classifier returns the embedded classifier (for tools such as replay).
 func (e *Engine) Classifier() *Classifier { return e.classifier }
 
-// Compute fills out with the signals of req; out is Reset first. PII,
-// injection and keywords run over the whole extracted (bounded) text,
-// intent over the last user turn with a little context, complexity over
-// features of the whole request. The only error is a nil argument: a
-// failing LLM classifier falls back to the embedded one.
+// Compute fills out with the signals of req; out is Reset first. Keywords
+// run over the whole extracted (bounded) text; PII, injection and the
+// complexity counts over each message of it (messages.go), intent over the
+// last user turn with a little context. The only error is a nil argument:
+// a failing LLM classifier falls back to the embedded one.
 func (e *Engine) Compute(ctx context.Context, req *openai.Request, out *Signals) error {
 	if req == nil || out == nil {
 		return ErrBadArgument
