@@ -471,6 +471,11 @@ func testReloadUnderLoad(t *testing.T, h *harness) {
 // (one result each), the server keeps serving and every ext_proc stream
 // closes (switchyard_streams_active back to 0).
 func testClientCancels(t *testing.T, h *harness) {
+	// Start from healthy hosts: an earlier subtest's failures (a loaded
+	// machine can time out a few attempts) could leave small-a ejected, and
+	// then a "slow provider" request is served by small-b without ever
+	// reaching the slow script.
+	h.heal(h.sim)
 	const each = 6
 	// arrived[i]: slow request i is at the provider.
 	arrived := make([]chan struct{}, each)
