@@ -332,7 +332,7 @@ func (r *Router) propose(pinned string, s *signals.Signals) policy.Proposal {
 		}
 		if target == "" && s.Intent != "" && s.Intent != signals.UnknownIntent {
 			if t, ok := rt.Intents[s.Intent]; ok {
-				target, reason = t, "intent:"+s.Intent
+				target, reason = t, intentReason(s.Intent)
 			}
 		}
 		if target == "" {
@@ -470,7 +470,29 @@ func reasonLabel(r string) string {
 	if i := strings.IndexByte(r, ':'); i >= 0 && !strings.HasPrefix(r, "intent:") {
 		return r[:i]
 	}
+	if l, ok := intentLabels[r]; ok {
+		return l
+	}
 	return strings.ReplaceAll(r, ":", "_")
+}
+
+// intentReasons and intentLabels are "intent:<name>" and its metric label
+// "intent_<name>" for every intent, built once: the request path would
+// otherwise build both strings per request.
+var intentReasons, intentLabels = func() (map[string]string, map[string]string) {
+	reasons, labels := map[string]string{}, map[string]string{}
+	for _, in := range config.Intents {
+		reasons[in] = "intent:" + in
+		labels["intent:"+in] = "intent_" + in
+	}
+	return reasons, labels
+}()
+
+func intentReason(intent string) string {
+	if r, ok := intentReasons[intent]; ok {
+		return r
+	}
+	return "intent:" + intent
 }
 
 func labelOr(v string) string {

@@ -340,3 +340,26 @@ func TestHeaderMapOnlyWhenRead(t *testing.T) {
 		})
 	}
 }
+
+func TestReasonLabels(t *testing.T) {
+	for _, tc := range []struct{ reason, label string }{
+		{intentReason("code"), "intent_code"},
+		{intentReason("not-an-intent"), "intent_not-an-intent"},
+		{"keyword:confidential", "keyword"},
+		{"complexity", "complexity"},
+		{"a:b:c", "a"},
+	} {
+		if got := reasonLabel(tc.reason); got != tc.label {
+			t.Errorf("reasonLabel(%q) = %q, want %q", tc.reason, got, tc.label)
+		}
+	}
+	for _, in := range config.Intents {
+		if got := intentReason(in); got != "intent:"+in {
+			t.Errorf("intentReason(%q) = %q", in, got)
+		}
+	}
+	// Known intents: neither string is built per request.
+	if n := testing.AllocsPerRun(100, func() { _ = reasonLabel(intentReason(config.Intents[0])) }); n != 0 {
+		t.Errorf("%v allocations per reason and label of a known intent", n)
+	}
+}
