@@ -58,7 +58,7 @@ func (p *routerProc) release() {
 	p.req = route.Request{Headers: p.req.Headers[:0]}
 	p.spoofed = p.spoofed[:0]
 	p.decision = nil
-	p.dec = route.Decision{}
+	p.dec.Reset() // keeps map and slice capacity, drops the request's data
 	p.acct = accounting{}
 	routerProcs.Put(p)
 }

@@ -182,6 +182,22 @@ type Decision struct {
 	ResponseJSON bool
 
 	Durations Durations
+
+	// Scratch reused with a pooled Decision (DecideInto): the parsed body
+	// view and the policy input, so neither is allocated per request.
+	parsed openai.Request
+	input  policy.Input
+}
+
+// Reset empties d for reuse (a pooled Decision): it keeps the capacity of
+// the header map and of the signals' slices and drops everything else,
+// the views of the request body included.
+func (d *Decision) Reset() {
+	hdrs, sig := d.Request.Headers, d.Signals
+	clear(hdrs)
+	sig.Reset()
+	*d = Decision{Signals: sig}
+	d.Request.Headers = hdrs
 }
 
 // Durations of the decision phases.
@@ -207,13 +223,8 @@ func (r *Router) Decide(ctx context.Context, q *Request, id string) *Decision {
 // allocating one per request.
 func (r *Router) DecideInto(ctx context.Context, q *Request, id string, d *Decision) {
 	start := time.Now()
-	// Keep the header map and the signals' slices of the decision this
-	// one overwrites (a pooled Decision): nothing outlives a request.
-	hdrs, sig := d.Request.Headers, d.Signals
-	clear(hdrs)
-	sig.Reset()
-	*d = Decision{ID: id, Signals: sig}
-	d.Request.Headers = hdrs
+	d.Reset()
+	d.ID = id
 	r.decide(ctx, q, d, start)
 	d.Durations.Total = time.Since(start)
 	r.record(d)
@@ -269,7 +280,8 @@ func (r *Router) decide(ctx context.Context, q *Request, d *Decision, start time
 		return
 	}
 	shape := openai.ShapeOf(q.Path)
-	req, err := openai.Parse(body, shape, cfg.Server.Limits.MaxJSONDepth)
+	req := &d.parsed
+	err := req.Reset(body, shape, cfg.Server.Limits.MaxJSONDepth)
 	d.Durations.Parse = time.Since(start)
 	if err != nil {
 		if errors.Is(err, openai.ErrTooDeep) {
@@ -356,8 +368,9 @@ func (r *Router) propose(pinned string, s *signals.Signals) policy.Proposal {
 
 func (r *Router) applyPolicy(ctx context.Context, d *Decision) {
 	t0 := time.Now()
-	in := policy.Input{Request: d.Request, Signals: &d.Signals, Proposal: d.Proposal}
-	dec, err := r.policy.Eval(ctx, &in)
+	in := &d.input
+	*in = policy.Input{Request: d.Request, Signals: &d.Signals, Proposal: d.Proposal}
+	dec, err := r.policy.Eval(ctx, in)
 	d.Durations.Policy = time.Since(t0)
 	d.PolicyRevision = r.policy.Revision()
 	if err == nil && dec.Allow {

@@ -271,6 +271,16 @@ func TestDecideIntoCarriesNothingOver(t *testing.T) {
 	if fmt.Sprintf("%p", headers) != fmt.Sprintf("%p", d.Request.Headers) {
 		t.Error("the header map was not reused")
 	}
+	// Reset (a pooled Decision going back to its pool) keeps no view of
+	// the request: not the parsed body, not the policy input.
+	r.DecideInto(context.Background(), first, "id3", &d)
+	if d.parsed.Body == nil || d.input.Signals == nil {
+		t.Fatal("a body request left no parsed body or policy input to check")
+	}
+	d.Reset()
+	if d.parsed.Body != nil || d.input.Signals != nil || len(d.Request.Headers) != 0 || d.ID != "" || len(d.Signals.PII) != 0 {
+		t.Errorf("after Reset: parsed body %d bytes, input %+v, headers %v, id %q", len(d.parsed.Body), d.input, d.Request.Headers, d.ID)
+	}
 }
 
 // switchSignals reports whatever s holds, through the reused out (as the
