@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchyard-llm/switchyard/internal/setcache"
 )
 
 // Defaults, documented in README "Configuration".
@@ -29,7 +31,7 @@ const (
 	DefaultMinConfidence       = 0.45
 	DefaultCacheSize           = 65536
 	DefaultMessageCacheSize    = 16384
-	MaxCacheSize               = 1 << 24 // any cache; setcache.MaxSize
+	MaxCacheSize               = setcache.MaxSize // any cache size key
 	DefaultLLMTimeout          = 150 * time.Millisecond
 	DefaultBreakerFailures     = 5
 	DefaultBreakerCoolDown     = 30 * time.Second
