@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
@@ -30,10 +32,11 @@ type fakeStream struct {
 
 	kindsOnly bool
 	kinds     []string
+	codec     encoding.CodecV2
 }
 
 func newFakeStream(ctx context.Context, reqs ...*extprocv3.ProcessingRequest) *fakeStream {
-	return &fakeStream{ctx: ctx, reqs: reqs}
+	return &fakeStream{ctx: ctx, reqs: reqs, codec: newCodec()}
 }
 
 func (f *fakeStream) Context() context.Context     { return f.ctx }
@@ -53,18 +56,29 @@ func (f *fakeStream) Recv() (*extprocv3.ProcessingRequest, error) {
 	return r, nil
 }
 
-// Send records a copy of r, as gRPC serialises r inside Send: the server
-// reuses its answer messages once Send has returned (slab.go), so keeping
-// the pointer would show the test a later answer. With kindsOnly (for
-// benchmarks, where cloning would dominate) only r's oneof kind is kept.
+// Send serialises r with the server's codec, as gRPC does inside Send
+// (the server reuses its answer messages once Send has returned, slab.go),
+// and records what a client decodes from those bytes: dynamic metadata
+// written as wire bytes (metadata.go) reads back as DynamicMetadata, as it
+// does in Envoy. With kindsOnly (benchmarks) the answer is still
+// serialised, which is server work, but only its oneof kind is kept.
 func (f *fakeStream) Send(r *extprocv3.ProcessingResponse) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	bs, err := f.codec.Marshal(r)
+	if err != nil {
+		return err
+	}
+	defer bs.Free()
 	if f.kindsOnly {
 		f.kinds = append(f.kinds, responseKind(r))
 		return nil
 	}
-	f.sent = append(f.sent, proto.Clone(r).(*extprocv3.ProcessingResponse))
+	got := new(extprocv3.ProcessingResponse)
+	if err := proto.Unmarshal(bs.Materialize(), got); err != nil {
+		return fmt.Errorf("fakeStream: answer does not decode: %w", err)
+	}
+	f.sent = append(f.sent, got)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/switchyard-llm/switchyard/internal/openai"
@@ -76,20 +77,24 @@ func continueFor(req *extprocv3.ProcessingRequest) *extprocv3.ProcessingResponse
 
 // errorResponse is an ImmediateResponse carrying an OpenAI-style error, so
 // SDKs surface the message and code as they would for the vendor's own errors.
-func errorResponse(httpStatus int, errType, code, message, decisionID string, md *structpb.Struct) *extprocv3.ProcessingResponse {
+// md, when not empty, is dynamic metadata encoded by a metaWriter.
+func errorResponse(httpStatus int, errType, code, message, decisionID string, md protoreflect.RawFields) *extprocv3.ProcessingResponse {
 	hdrs := []*corev3.HeaderValueOption{setHeader("content-type", "application/json")}
 	if decisionID != "" {
 		hdrs = append(hdrs, setHeader("x-switchyard-decision", decisionID))
 	}
-	return &extprocv3.ProcessingResponse{
+	resp := &extprocv3.ProcessingResponse{
 		Response: &extprocv3.ProcessingResponse_ImmediateResponse{ImmediateResponse: &extprocv3.ImmediateResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(httpStatus)},
 			Headers: &extprocv3.HeaderMutation{SetHeaders: hdrs},
 			Body:    openai.ErrorBody(message, errType, code),
 			Details: "switchyard_" + code,
 		}},
-		DynamicMetadata: md,
 	}
+	if len(md) > 0 {
+		setDynamicMetadata(resp, md)
+	}
+	return resp
 }
 
 // internalError is the fail-closed answer when Switchyard itself failed.

@@ -9,7 +9,7 @@ import (
 
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/switchyard-llm/switchyard/internal/config"
 	"github.com/switchyard-llm/switchyard/internal/openai"
@@ -36,7 +36,7 @@ type routerProc struct {
 	// Answer storage, reused from stream to stream.
 	ansReqHeaders, ansDecision, ansRespHeaders answerSlot
 	routeHeaders, respHeaders                  headerSet
-	md                                         fieldSet
+	md                                         metaWriter
 }
 
 var routerProcs = sync.Pool{New: func() any { return new(routerProc) }}
@@ -171,7 +171,7 @@ func (p *routerProc) decide(inHeaders bool) (*extprocv3.ProcessingResponse, erro
 		common.HeaderMutation.SetHeaders = append(common.HeaderMutation.SetHeaders, setHeader("content-length", strconv.Itoa(len(body))))
 		common.BodyMutation = &extprocv3.BodyMutation{Mutation: &extprocv3.BodyMutation_Body{Body: body}}
 	}
-	resp.DynamicMetadata = md
+	setDynamicMetadata(resp, md)
 	return resp, nil
 }
 
@@ -212,8 +212,8 @@ func (p *routerProc) failure(req *extprocv3.ProcessingRequest) *extprocv3.Proces
 
 // decisionMetadata is written to the switchyard dynamic-metadata namespace
 // for Envoy access logs. It carries no prompt text and no header values.
-func decisionMetadata(f *fieldSet, d *route.Decision) *structpb.Struct {
-	f.reset(14)
+func decisionMetadata(f *metaWriter, d *route.Decision) protoreflect.RawFields {
+	f.reset()
 	f.str("decision_id", d.ID)
 	f.str("outcome", d.Outcome)
 	f.str("reason", d.Reason)
@@ -237,5 +237,5 @@ func decisionMetadata(f *fieldSet, d *route.Decision) *structpb.Struct {
 	}
 	f.num("decision_us", float64(d.Durations.Total.Microseconds()))
 	f.boolean("stream", d.Stream)
-	return f.metadata()
+	return f.bytes()
 }

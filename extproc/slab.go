@@ -4,7 +4,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filterprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // The router role builds the same few protobuf messages for every request.
@@ -124,84 +123,4 @@ func (h *headerSet) set(key, value string) {
 	h.vals = append(h.vals, corev3.HeaderValue{Key: key, RawValue: h.buf[start:len(h.buf):len(h.buf)]})
 	h.opts = append(h.opts, corev3.HeaderValueOption{Header: &h.vals[len(h.vals)-1]})
 	h.list = append(h.list, &h.opts[len(h.opts)-1])
-}
-
-// fieldSet builds dynamic metadata: the fields of a Struct in the
-// switchyard namespace, and the two wrappers around them.
-type fieldSet struct {
-	vals   []structpb.Value
-	strs   []structpb.Value_StringValue
-	nums   []structpb.Value_NumberValue
-	bools  []structpb.Value_BoolValue
-	fields map[string]*structpb.Value
-
-	outer, inner structpb.Struct
-	outerFields  map[string]*structpb.Value
-	ns           structpb.Value
-	nsKind       structpb.Value_StructValue
-}
-
-// reset empties f for up to n fields, keeping its arrays and maps.
-func (f *fieldSet) reset(n int) {
-	if cap(f.vals) < n {
-		f.vals = make([]structpb.Value, 0, n)
-		f.strs = make([]structpb.Value_StringValue, 0, n)
-		f.nums = make([]structpb.Value_NumberValue, 0, n)
-		f.bools = make([]structpb.Value_BoolValue, 0, n)
-	}
-	f.vals, f.strs, f.nums, f.bools = f.vals[:0], f.strs[:0], f.nums[:0], f.bools[:0]
-	if f.fields == nil {
-		f.fields = make(map[string]*structpb.Value, n)
-	}
-	clear(f.fields)
-}
-
-func (f *fieldSet) full() bool { return len(f.vals) == cap(f.vals) }
-
-func (f *fieldSet) str(key, v string) {
-	if f.full() || len(f.strs) == cap(f.strs) {
-		f.fields[key] = structpb.NewStringValue(v)
-		return
-	}
-	f.strs = append(f.strs, structpb.Value_StringValue{StringValue: v})
-	f.vals = append(f.vals, structpb.Value{Kind: &f.strs[len(f.strs)-1]})
-	f.fields[key] = &f.vals[len(f.vals)-1]
-}
-
-func (f *fieldSet) num(key string, v float64) {
-	if f.full() || len(f.nums) == cap(f.nums) {
-		f.fields[key] = structpb.NewNumberValue(v)
-		return
-	}
-	f.nums = append(f.nums, structpb.Value_NumberValue{NumberValue: v})
-	f.vals = append(f.vals, structpb.Value{Kind: &f.nums[len(f.nums)-1]})
-	f.fields[key] = &f.vals[len(f.vals)-1]
-}
-
-func (f *fieldSet) boolean(key string, v bool) {
-	if f.full() || len(f.bools) == cap(f.bools) {
-		f.fields[key] = structpb.NewBoolValue(v)
-		return
-	}
-	f.bools = append(f.bools, structpb.Value_BoolValue{BoolValue: v})
-	f.vals = append(f.vals, structpb.Value{Kind: &f.bools[len(f.bools)-1]})
-	f.fields[key] = &f.vals[len(f.vals)-1]
-}
-
-// metadata returns the fields wrapped as dynamic metadata of the
-// switchyard namespace, built in f.
-func (f *fieldSet) metadata() *structpb.Struct {
-	f.inner.Reset()
-	f.inner.Fields = f.fields
-	f.nsKind.StructValue = &f.inner
-	f.ns.Reset()
-	f.ns.Kind = &f.nsKind
-	if f.outerFields == nil {
-		f.outerFields = make(map[string]*structpb.Value, 1)
-	}
-	clear(f.outerFields)
-	f.outerFields[MetadataNamespace] = &f.ns
-	f.outer.Reset()
-	f.outer.Fields = f.outerFields
-	return &f.outer
 }

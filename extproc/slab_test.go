@@ -88,11 +88,13 @@ func TestAnswerSlotCont(t *testing.T) {
 	resp, common := a.cont(kindRequestBody, true)
 	common.ClearRouteCache = true
 	common.HeaderMutation.RemoveHeaders = []string{"x-a"}
-	resp.DynamicMetadata = (&fieldSet{}).metadata()
+	var mw metaWriter
+	mw.str("k", "v")
+	setDynamicMetadata(resp, mw.bytes())
 	a.bodyMode().ResponseBodyMode = 2
 
 	resp, common = a.cont(kindResponseHeaders, false)
-	if common != nil || resp.GetResponseHeaders() == nil || resp.GetResponseHeaders().GetResponse() != nil || resp.GetDynamicMetadata() != nil {
+	if common != nil || resp.GetResponseHeaders() == nil || resp.GetResponseHeaders().GetResponse() != nil || len(resp.ProtoReflect().GetUnknown()) != 0 {
 		t.Fatalf("reused slot is not a plain response-headers CONTINUE: %v", resp)
 	}
 	resp, common = a.cont(kindRequestBody, true)
