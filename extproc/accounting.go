@@ -70,7 +70,11 @@ func (p *routerProc) startResponse(h *extprocv3.HttpHeaders, ans *answerSlot) *f
 			a.encoding = strings.ToLower(strings.TrimSpace(headerValue(hv)))
 		}
 	}
-	if a.model == "" {
+	// The header is set by the upstream role to the model that answered;
+	// anything else (an upstream's own header, no upstream role) must not
+	// become a metric label or a price lookup: unknown names would grow
+	// the label sets without bound, and a non-UTF-8 label value panics.
+	if _, known := p.rt.Snapshot().Model(a.model); !known {
 		a.model = p.decision.Model
 	}
 	if !p.cfg().Accounting.Enabled || a.status < 200 || a.status >= 300 || h.GetEndOfStream() {

@@ -175,3 +175,31 @@ func TestStreamingClientAskedForUsageKeepsIt(t *testing.T) {
 }
 
 func near(a, b float64) bool { d := a - b; return d < 1e-12 && d > -1e-12 }
+
+// x-switchyard-model on the response names the model that answered (the
+// upstream role sets it). A name the config does not know, from an
+// upstream's own header or with bytes that are not UTF-8, must not become
+// a metric label (unbounded label sets; prometheus panics on non-UTF-8) or
+// reach the metadata: the decision's model is accounted instead.
+func TestAccountingIgnoresUnknownModelHeader(t *testing.T) {
+	for _, name := range []string{"made-up-model", "small-b\xff"} {
+		t.Run(name, func(t *testing.T) {
+			m := telemetry.NewMetrics()
+			s := New(testRouter(t, nil), zap.NewNop(), m)
+			sent := run(t, s, chatHeaders(), reqBody(hiBody),
+				respHeadersFrom(":status", "200", "content-type", "application/json", route.HeaderModel, name),
+				respBody(`{"choices":[{"message":{"content":"ok"}}],"usage":{"prompt_tokens":10,"completion_tokens":2}}`, true))
+			if len(sent) != 4 || sent[3].GetImmediateResponse() != nil {
+				t.Fatalf("answers: %v", sent)
+			}
+			decided := sent[1].GetDynamicMetadata().GetFields()[MetadataNamespace].GetStructValue().GetFields()["model"].GetStringValue()
+			md := sent[3].GetDynamicMetadata().GetFields()[MetadataNamespace].GetStructValue().GetFields()
+			if decided == "" || md["model"].GetStringValue() != decided {
+				t.Fatalf("accounted model %q, want the decision's %q", md["model"].GetStringValue(), decided)
+			}
+			if v := metricValue(t, m, "switchyard_tokens_total", map[string]string{"direction": "output", "model": decided}); v != 2 {
+				t.Errorf("output tokens for %s = %v, want 2", decided, v)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package extproc
 
 import (
 	"strconv"
+	"strings"
 	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -103,7 +104,11 @@ func internalError(decisionID string) *extprocv3.ProcessingResponse {
 		"the gateway failed to process this request (decision "+decisionID+")", decisionID, nil)
 }
 
-func strValue(s string) *structpb.Value { return structpb.NewStringValue(s) }
+// strValue makes s valid UTF-8 (see metaWriter): values can come from
+// upstream response headers.
+func strValue(s string) *structpb.Value {
+	return structpb.NewStringValue(strings.ToValidUTF8(s, "\uFFFD"))
+}
 
 func numValue(f float64) *structpb.Value { return structpb.NewNumberValue(f) }
 
