@@ -466,7 +466,7 @@ func (r *Router) record(d *Decision) {
 	}
 	if d.Durations.Signals > 0 {
 		m.ObservePhase(telemetry.PhaseSignals, d.Durations.Signals)
-		m.ClassifierSource.WithLabelValues(d.Signals.Classifier).Inc()
+		m.Classified(d.Signals.Classifier)
 	}
 	if d.Durations.Policy > 0 {
 		m.ObservePhase(telemetry.PhasePolicy, d.Durations.Policy)
@@ -474,7 +474,12 @@ func (r *Router) record(d *Decision) {
 	if d.Outcome == OutcomeRejected {
 		m.Rejections.WithLabelValues(d.Code).Inc()
 	}
-	m.Requests.WithLabelValues(labelOr(d.Target), labelOr(d.Tier), labelOr(d.Model), d.Outcome, m.Reason(reasonLabel(d.Reason))).Inc()
+	m.CountRequest(telemetry.RequestKey{Target: d.Target, Tier: d.Tier, Model: d.Model, Outcome: d.Outcome, Reason: d.Reason}, r.requestLabels)
+}
+
+// requestLabels are the switchyard_requests_total label values of k.
+func (r *Router) requestLabels(k telemetry.RequestKey) [5]string {
+	return [5]string{labelOr(k.Target), labelOr(k.Tier), labelOr(k.Model), k.Outcome, r.metrics.Reason(reasonLabel(k.Reason))}
 }
 
 // reasonLabel keeps the reason's kind ("intent", "keyword") and drops the

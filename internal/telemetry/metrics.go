@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,7 +43,21 @@ type Metrics struct {
 	// and these are hit several times per request.
 	phases  map[string]prometheus.Observer
 	streams map[[2]string]prometheus.Counter
+	sources map[string]prometheus.Counter
+	// requests maps a decision's raw (target, tier, model, outcome,
+	// reason) to its switchyard_requests_total series: a copy-on-write map,
+	// read without a lock, of at most maxRequestSeries entries.
+	requests   atomic.Pointer[map[RequestKey]prometheus.Counter]
+	requestsMu sync.Mutex
 }
+
+// RequestKey is one decision's switchyard_requests_total series before its
+// label values are cleaned up (empty values, bounded reasons).
+type RequestKey struct{ Target, Tier, Model, Outcome, Reason string }
+
+// maxRequestSeries bounds the remembered series; beyond it (a policy
+// returning ever-new reasons) series are resolved per request as before.
+const maxRequestSeries = 1024
 
 // Phases of a routing decision, the "phase" label of
 // switchyard_decision_duration_seconds.
@@ -138,6 +153,10 @@ func NewMetrics() *Metrics {
 	for _, p := range []string{PhaseParse, PhaseSignals, PhasePolicy, PhaseTotal} {
 		m.phases[p] = m.DecisionDuration.WithLabelValues(p)
 	}
+	m.sources = make(map[string]prometheus.Counter, 3)
+	for _, src := range []string{"embedded", "llm", "cache"} {
+		m.sources[src] = m.ClassifierSource.WithLabelValues(src)
+	}
 	m.streams = make(map[[2]string]prometheus.Counter, 6)
 	for _, role := range []string{"router", "upstream"} {
 		for _, result := range []string{"ok", "canceled", "error"} {
@@ -154,6 +173,50 @@ func (m *Metrics) StreamEnded(role, result string) {
 		return
 	}
 	m.Streams.WithLabelValues(role, result).Inc()
+}
+
+// Classified counts one intent classification by source.
+func (m *Metrics) Classified(source string) {
+	if c, ok := m.sources[source]; ok {
+		c.Inc()
+		return
+	}
+	m.ClassifierSource.WithLabelValues(source).Inc()
+}
+
+// CountRequest counts one decision in switchyard_requests_total. labels
+// turns k into the series' label values; it runs once per distinct k.
+// Why: resolving the series hashes five label values and takes the
+// vector's lock, ~1 µs per request under load (route.Router.record in a
+// 2 KB closed-loop profile); a decision's key is one of a few dozen.
+func (m *Metrics) CountRequest(k RequestKey, labels func(RequestKey) [5]string) {
+	if p := m.requests.Load(); p != nil {
+		if c, ok := (*p)[k]; ok {
+			c.Inc()
+			return
+		}
+	}
+	l := labels(k)
+	c := m.Requests.WithLabelValues(l[0], l[1], l[2], l[3], l[4])
+	c.Inc()
+	m.requestsMu.Lock()
+	defer m.requestsMu.Unlock()
+	old := m.requests.Load()
+	n := 0
+	if old != nil {
+		n = len(*old)
+	}
+	if n >= maxRequestSeries {
+		return
+	}
+	next := make(map[RequestKey]prometheus.Counter, n+1)
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	next[k] = c
+	m.requests.Store(&next)
 }
 
 // Reason bounds a free-text reason for use as a label value.
