@@ -62,11 +62,26 @@ func Fingerprint(files, dirs []string) string {
 // every interval and calls onChange when it changes. It returns when ctx
 // ends. Polling rather than inotify keeps it correct on network file
 // systems and with Kubernetes ConfigMap symlink swaps.
+//
+// A change is acted on once the fingerprint has held still for a short
+// settle time (a quarter of interval, at most 100 ms): a file written in
+// place (truncated, then written, as by cp or a shell redirect) would
+// otherwise be read half-written, fail to reload and be logged as a
+// failed reload right before the complete file reloads.
 func Watch(ctx context.Context, interval time.Duration, files []string, dirsFn func() []string, onChange func()) error {
 	if interval <= 0 {
 		return errors.New("config: watch interval must be positive")
 	}
-	last := Fingerprint(files, dirsFn())
+	settle := min(interval/4, 100*time.Millisecond)
+	return watch(ctx, interval, settle, func() string { return Fingerprint(files, dirsFn()) }, onChange)
+}
+
+// maxSettleRounds bounds the wait for a file that never stops changing:
+// after it, the change is acted on anyway.
+const maxSettleRounds = 20
+
+func watch(ctx context.Context, interval, settle time.Duration, fingerprint func() string, onChange func()) error {
+	last := fingerprint()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -74,10 +89,26 @@ func Watch(ctx context.Context, interval time.Duration, files []string, dirsFn f
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			if fp := Fingerprint(files, dirsFn()); fp != last {
-				last = fp
-				onChange()
+		}
+		fp := fingerprint()
+		if fp == last {
+			continue
+		}
+		for range maxSettleRounds {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(settle):
 			}
+			next := fingerprint()
+			if next == fp {
+				break
+			}
+			fp = next
+		}
+		if fp != last {
+			last = fp
+			onChange()
 		}
 	}
 }
