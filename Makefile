@@ -12,6 +12,8 @@ BENCH     ?= .
 BENCHPKGS ?= ./extproc/... ./internal/...
 BENCHOUT  ?= bench.txt
 ROUNDS    ?= 3
+# make compare: both servers loaded in turn in slices this long (0: one after the other)
+INTERLEAVE ?= 1s
 LOAD_ADDR ?= 127.0.0.1:50051
 LOAD_ADMIN ?= 127.0.0.1:9090
 LOAD_ARGS ?= -c 32 -size 2k -d 20s
@@ -79,10 +81,10 @@ load: ## load-test a running Switchyard (LOAD_ADDR, LOAD_ADMIN, LOAD_ARGS)
 	$(GO) run ./test/load -addr $(LOAD_ADDR) -admin $(LOAD_ADMIN) $(LOAD_ARGS)
 
 .PHONY: compare
-compare: build ## Switchyard vs the null processor on the issue-9 scenarios (ROUNDS rounds each)
-	-$(GO) run ./test/load -compare -build=false -rounds $(ROUNDS) -d 20s -c 32 -size 2k -json perf-closed-2k.json
-	-$(GO) run ./test/load -compare -build=false -rounds $(ROUNDS) -d 20s -c 32 -size 64k -json perf-closed-64k.json
-	-$(GO) run ./test/load -compare -build=false -rounds $(ROUNDS) -d 20s -rate 2000 -size 2k -json perf-rate-2000.json
+compare: build ## Switchyard vs the null processor on the issue-9 scenarios (ROUNDS rounds each, INTERLEAVE slices)
+	-$(GO) run ./test/load -compare -build=false -rounds $(ROUNDS) -interleave $(INTERLEAVE) -d 20s -c 32 -size 2k -json perf-closed-2k.json
+	-$(GO) run ./test/load -compare -build=false -rounds $(ROUNDS) -interleave $(INTERLEAVE) -d 20s -c 32 -size 64k -json perf-closed-64k.json
+	-$(GO) run ./test/load -compare -build=false -rounds $(ROUNDS) -interleave $(INTERLEAVE) -d 20s -rate 2000 -size 2k -json perf-rate-2000.json
 
 .PHONY: soak
 soak: ## 15 minutes at 1,000 requests/s with a config reload every 10 s

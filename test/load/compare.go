@@ -56,13 +56,16 @@ type Round struct {
 // Comparison is the -compare result: every round, the medians and the
 // issue's targets checked against the medians.
 type Comparison struct {
-	Date    string        `json:"date"`
-	Machine string        `json:"machine"`
-	Rounds  []Round       `json:"rounds"`
-	Median  Ratios        `json:"median_ratios"`
-	Null    MedianFigures `json:"null_median"`
-	Sy      MedianFigures `json:"switchyard_median"`
-	Targets []TargetCheck `json:"targets"`
+	Date    string `json:"date"`
+	Machine string `json:"machine"`
+	// InterleaveSec is the slice length of an interleaved comparison (0:
+	// each server measured on its own, one after the other).
+	InterleaveSec float64       `json:"interleave_seconds,omitempty"`
+	Rounds        []Round       `json:"rounds"`
+	Median        Ratios        `json:"median_ratios"`
+	Null          MedianFigures `json:"null_median"`
+	Sy            MedianFigures `json:"switchyard_median"`
+	Targets       []TargetCheck `json:"targets"`
 }
 
 // MedianFigures are per-server medians across rounds.
@@ -324,6 +327,9 @@ type compareOptions struct {
 	profileDir string // save a CPU profile of each Switchyard run here
 	jsonFile   string
 	quiet      bool
+	// interleave > 0 runs both servers at once and alternates the load
+	// between them in slices this long (see interleaved).
+	interleave time.Duration
 }
 
 // runCompare measures the null processor and Switchyard with identical
@@ -346,14 +352,14 @@ func runCompare(ctx context.Context, out io.Writer, co compareOptions, base meas
 			return nil, fmt.Errorf("profile dir: %w", err)
 		}
 	}
-	cmp := &Comparison{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine()}
+	cmp := &Comparison{Date: time.Now().UTC().Format(time.RFC3339), Machine: machine(), InterleaveSec: co.interleave.Seconds()}
 	for round := range co.rounds {
-		var rd Round
 		order := []string{"null", "switchyard"}
 		if round%2 == 1 {
 			order = []string{"switchyard", "null"}
 		}
-		for _, which := range order {
+		var runs [2]*measurement
+		for k, which := range order {
 			grpcAddr, err := freeAddr()
 			if err != nil {
 				return nil, err
@@ -364,42 +370,50 @@ func runCompare(ctx context.Context, out io.Writer, co compareOptions, base meas
 			}
 			m := base
 			m.run.addr, m.admin = grpcAddr, adminAddr
-			var argv []string
 			if which == "null" {
-				argv = []string{self, "-null-server", "-addr", grpcAddr, "-admin", adminAddr}
 				m.run.expect, m.settings.Expect = expectContinue, expectContinue
 				m.label = fmt.Sprintf("null processor, round %d", round+1)
+				m.argv = []string{self, "-null-server", "-addr", grpcAddr, "-admin", adminAddr}
 			} else {
-				argv = []string{bin, "serve", "--grpc-addr", grpcAddr, "--admin-addr", adminAddr, "--log-level", "warn"}
+				m.label = fmt.Sprintf("switchyard, round %d", round+1)
+				m.argv = []string{bin, "serve", "--grpc-addr", grpcAddr, "--admin-addr", adminAddr, "--log-level", "warn"}
 				if co.config != "" {
-					argv = append(argv, "--config", co.config)
+					m.argv = append(m.argv, "--config", co.config)
 				}
 				if co.profileDir != "" {
-					argv = append(argv, "--pprof")
+					m.argv = append(m.argv, "--pprof")
 					m.profile = filepath.Join(co.profileDir, fmt.Sprintf("switchyard-cpu-round%d.pprof", round+1))
 				}
-				m.label = fmt.Sprintf("switchyard, round %d", round+1)
 			}
-			base.progressf("starting %s", m.label)
-			srv, err := startServer(ctx, which, argv, grpcAddr, adminAddr)
-			if err != nil {
-				return nil, err
+			m.settings.InterleaveSec = co.interleave.Seconds()
+			runs[k] = &m
+		}
+		var reps [2]*Report
+		var err error
+		if co.interleave > 0 {
+			reps, err = interleaved(ctx, runs, co.interleave, startFor)
+		} else {
+			for k, m := range runs {
+				if reps[k], err = m.alone(ctx); err != nil {
+					break
+				}
 			}
-			rep, err := m.execute(ctx)
-			srv.stop()
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", m.label, err)
-			}
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var rd Round
+		for k, which := range order {
 			if !co.quiet {
-				rep.writeTable(out)
+				reps[k].writeTable(out)
 			}
 			if which == "null" {
-				rd.Null = rep
+				rd.Null = reps[k]
 			} else {
-				rd.Switchyard = rep
+				rd.Switchyard = reps[k]
 			}
 		}
 		rd.Ratios = ratiosOf(rd.Null, rd.Switchyard)
@@ -413,6 +427,81 @@ func runCompare(ctx context.Context, out io.Writer, co compareOptions, base meas
 		}
 	}
 	return cmp, nil
+}
+
+// startFor starts m's server from m.argv.
+func startFor(ctx context.Context, m *measurement) (func(), error) {
+	m.progressf("starting %s", m.label)
+	srv, err := startServer(ctx, m.label, m.argv, m.run.addr, m.admin)
+	if err != nil {
+		return nil, err
+	}
+	return srv.stop, nil
+}
+
+// alone starts m's server, measures it and stops it.
+func (m *measurement) alone(ctx context.Context) (*Report, error) {
+	stop, err := startFor(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	rep, err := m.execute(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", m.label, err)
+	}
+	return rep, nil
+}
+
+// interleaved runs both servers at once and loads them in turn, slice by
+// slice (ABBA order: A B B A A B ...), until each has been measured for
+// its run's duration. A change in the machine's speed then reaches both
+// within a slice, instead of one server's whole run. The server not being
+// loaded is idle; each server's CPU per request counts its own process
+// over the whole window.
+// start starts a run's server and returns the function that stops it.
+func interleaved(ctx context.Context, runs [2]*measurement, slice time.Duration, start func(context.Context, *measurement) (stop func(), err error)) ([2]*Report, error) {
+	var reps [2]*Report
+	var sess [2]*session
+	for _, m := range runs {
+		stop, err := start(ctx, m)
+		if err != nil {
+			return reps, err
+		}
+		defer stop()
+	}
+	for k, m := range runs {
+		s, err := m.open(ctx)
+		if err != nil {
+			return reps, fmt.Errorf("%s: %w", m.label, err)
+		}
+		sess[k] = s
+	}
+	total := runs[0].run.duration
+	for k := range sess {
+		sess[k].start(ctx, total*2)
+	}
+	for i, done := 0, time.Duration(0); done < total && ctx.Err() == nil; i++ {
+		d := min(slice, total-done)
+		for _, k := range abba(i) {
+			cfg := runs[k].run
+			cfg.duration = d
+			sess[k].measure(ctx, cfg)
+		}
+		done += d
+	}
+	for k := range sess {
+		reps[k] = sess[k].finish(ctx)
+	}
+	return reps, nil
+}
+
+// abba is the order of the two runs in slice pair i: 0 1, 1 0, 0 1, ...
+func abba(i int) [2]int {
+	if i%2 == 1 {
+		return [2]int{1, 0}
+	}
+	return [2]int{0, 1}
 }
 
 // machine describes the host for the report: CPU model and count.

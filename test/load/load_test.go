@@ -147,10 +147,15 @@ type scripted struct {
 	extra   bool // send one more message after the response headers answer
 	fail    bool // with body returning nil: end the stream with INTERNAL instead of hanging
 	streams atomic.Int64
+	// onStream, when set, is called as each stream starts.
+	onStream func()
 }
 
 func (s *scripted) Process(stream extprocv3.ExternalProcessor_ProcessServer) error {
 	s.streams.Add(1)
+	if s.onStream != nil {
+		s.onStream()
+	}
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {

@@ -102,6 +102,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.cmp.switchyard, "switchyard", "bin/switchyard", "-compare: Switchyard binary (relative paths are from the module root when building)")
 	fs.BoolVar(&o.cmp.build, "build", true, "-compare: go build the Switchyard binary first")
 	fs.StringVar(&o.cmp.config, "config", "", "-compare: Switchyard config file (default: its embedded config)")
+	fs.DurationVar(&o.cmp.interleave, "interleave", 0, "-compare: run both servers at once and alternate the load between them in slices this long (ABBA order) until each has had -d; 0: one after the other")
 	fs.BoolVar(&o.quiet, "q", false, "no progress lines and, with -compare, no per-run tables")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -115,6 +116,12 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		o.run.duration = 0 // -n alone means exactly n requests
 	}
 	o.cmp.jsonFile, o.cmp.quiet = o.jsonFile, o.quiet
+	if o.cmp.interleave < 0 {
+		return nil, fmt.Errorf("-interleave cannot be negative")
+	}
+	if o.cmp.interleave > 0 && (!o.compare || o.run.duration <= 0 || set["n"]) {
+		return nil, fmt.Errorf("-interleave needs -compare and -d (not -n)")
+	}
 	if o.compare {
 		o.cmp.profileDir, o.profile = o.profile, ""
 	}

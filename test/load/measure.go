@@ -15,75 +15,121 @@ type measurement struct {
 	run      runConfig
 	settings Settings
 	corpus   *corpus
-	admin    string // admin address to scrape; "" to skip server metrics
-	profile  string // file for a CPU profile of the measured phase; "" for none
+	admin    string   // admin address to scrape; "" to skip server metrics
+	profile  string   // file for a CPU profile of the measured phase; "" for none
+	argv     []string // -compare: the command that starts the server
 	progress func(format string, args ...any)
 }
 
 // execute warms up, measures and reads the server's metrics around the
 // measured phase.
 func (m *measurement) execute(ctx context.Context) (*Report, error) {
-	var (
-		sv       *ServerStats
-		cpuStart serverMetrics
-		smp      *sampler
-		profErr  error
-		profWG   sync.WaitGroup
-	)
+	s, err := m.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.start(ctx, m.run.duration)
+	s.measure(ctx, m.run)
+	return s.finish(ctx), nil
+}
+
+// session is one measurement in progress: its load run, the server's
+// metrics before it, and what its measured slices produced so far. A plain
+// run measures one slice; -compare -interleave measures many short slices
+// of two sessions in turn.
+type session struct {
+	m        *measurement
+	lr       *loadRun
+	sv       *ServerStats
+	started  time.Time
+	cpuStart serverMetrics
+	smp      *sampler
+	res      phaseResult
+	profErr  error
+	profWG   sync.WaitGroup
+}
+
+// open scrapes the server, connects and runs the warm-up (discarded).
+func (m *measurement) open(ctx context.Context) (*session, error) {
+	s := &session{m: m, res: phaseResult{rec: newRecorder()}}
 	if m.admin != "" {
-		sv = &ServerStats{}
+		s.sv = &ServerStats{}
 		before, err := scrape(ctx, m.admin)
 		if err != nil {
-			sv.Error = err.Error()
+			s.sv.Error = err.Error()
 		}
-		sv.Before = before
+		s.sv.Before = before
 	}
 	m.settings.LoadAvgBefore = loadAvg()
 	lr, err := newLoadRun(ctx, m.run, m.corpus)
 	if err != nil {
 		return nil, err
 	}
-	started := time.Now()
-	res := lr.measure(ctx, func(d time.Duration) {
-		m.progressf("%s: warm-up done, measuring", m.label)
-		if sv == nil || sv.Error != "" {
-			return
-		}
-		cpuStart, _ = scrape(ctx, m.admin)
-		smp = startSampler(ctx, m.admin, time.Second)
-		if m.profile != "" && d > 0 {
-			secs := max(1, int(d/time.Second)-1)
-			profWG.Go(func() { profErr = fetchProfile(ctx, m.admin, secs, m.profile) })
-		}
-	})
+	s.lr, s.started = lr, time.Now()
+	if m.run.warmup > 0 {
+		w := m.run
+		w.requests, w.duration = 0, m.run.warmup
+		lr.phase(ctx, w)
+	}
+	return s, nil
+}
+
+// start begins the measured part: the server's CPU baseline, the memory
+// sampler, and a CPU profile over the next d.
+func (s *session) start(ctx context.Context, d time.Duration) {
+	s.m.progressf("%s: warm-up done, measuring", s.m.label)
+	if s.sv == nil || s.sv.Error != "" {
+		return
+	}
+	s.cpuStart, _ = scrape(ctx, s.m.admin)
+	s.smp = startSampler(ctx, s.m.admin, time.Second)
+	if s.m.profile != "" && d > 0 {
+		secs := max(1, int(d/time.Second)-1)
+		s.profWG.Go(func() { s.profErr = fetchProfile(ctx, s.m.admin, secs, s.m.profile) })
+	}
+}
+
+// measure runs one measured slice with cfg and adds its results.
+func (s *session) measure(ctx context.Context, cfg runConfig) {
+	r := s.lr.phase(ctx, cfg)
+	s.res.rec.merge(r.rec)
+	s.res.elapsed += r.elapsed
+	s.res.sent += r.sent
+	s.res.maxWorkers = max(s.res.maxWorkers, r.maxWorkers)
+}
+
+// finish closes the load run and reports the measured slices.
+func (s *session) finish(ctx context.Context) *Report {
+	m := s.m
 	var cpuEnd serverMetrics
-	if smp != nil {
+	if s.smp != nil {
 		cpuEnd, _ = scrape(ctx, m.admin)
 	}
-	lr.close()
+	s.lr.close()
+	res := s.res
 	rep := newReport(m.label, m.run, m.settings, res)
-	rep.Started = started
-	if sv != nil && sv.Error == "" {
-		if smp != nil {
-			sv.During = smp.finish()
+	rep.Started = s.started
+	if sv := s.sv; sv != nil && sv.Error == "" {
+		if s.smp != nil {
+			sv.During = s.smp.finish()
 		}
 		if res.rec.done > 0 && cpuEnd.CPUSeconds > 0 {
-			sv.CPUPerRequestUS = (cpuEnd.CPUSeconds - cpuStart.CPUSeconds) / float64(res.rec.done) * 1e6
+			sv.CPUPerRequestUS = (cpuEnd.CPUSeconds - s.cpuStart.CPUSeconds) / float64(res.rec.done) * 1e6
 		}
-		if lookups := (cpuEnd.CacheHits - cpuStart.CacheHits) + (cpuEnd.CacheMiss - cpuStart.CacheMiss); lookups > 0 {
-			rate := (cpuEnd.CacheHits - cpuStart.CacheHits) / lookups
+		if lookups := (cpuEnd.CacheHits - s.cpuStart.CacheHits) + (cpuEnd.CacheMiss - s.cpuStart.CacheMiss); lookups > 0 {
+			rate := (cpuEnd.CacheHits - s.cpuStart.CacheHits) / lookups
 			sv.CacheHitRate = &rate
 		}
 		sv.After = settle(ctx, m.admin, sv.Before.Goroutines)
-		profWG.Wait()
-		if profErr != nil {
-			sv.Error = profErr.Error()
+		s.profWG.Wait()
+		if s.profErr != nil {
+			sv.Error = s.profErr.Error()
 		} else if m.profile != "" {
 			sv.Profile = m.profile
 		}
 	}
-	rep.Server = sv
-	return rep, nil
+	rep.Server = s.sv
+	return rep
 }
 
 // settle scrapes the server after the client closed its connections,

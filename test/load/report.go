@@ -50,6 +50,9 @@ type Settings struct {
 	ClientProcs   int     `json:"client_gomaxprocs"`
 	NumCPU        int     `json:"num_cpu"`
 	LoadAvgBefore string  `json:"loadavg_before,omitempty"`
+	// InterleaveSec is set when the run was measured in slices alternating
+	// with another server's (-compare -interleave).
+	InterleaveSec float64 `json:"interleave_seconds,omitempty"`
 }
 
 // ServerStats is what the server's /metrics said around the run.

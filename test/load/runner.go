@@ -185,20 +185,6 @@ type phaseResult struct {
 	sent       int
 }
 
-// measure runs the warm-up (discarded), calls onStart, then runs the
-// measured phase and returns its results.
-func (r *loadRun) measure(ctx context.Context, onStart func(time.Duration)) phaseResult {
-	if r.cfg.warmup > 0 {
-		w := r.cfg
-		w.requests, w.duration = 0, r.cfg.warmup
-		r.phase(ctx, w)
-	}
-	if onStart != nil {
-		onStart(r.cfg.duration)
-	}
-	return r.phase(ctx, r.cfg)
-}
-
 func (r *loadRun) phase(ctx context.Context, cfg runConfig) phaseResult {
 	if cfg.rate > 0 {
 		return r.openLoop(ctx, cfg, realClock{})
