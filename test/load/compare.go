@@ -473,6 +473,9 @@ func interleaved(ctx context.Context, runs [2]*measurement, slice time.Duration,
 	for k, m := range runs {
 		s, err := m.open(ctx)
 		if err != nil {
+			if k > 0 {
+				sess[0].lr.close()
+			}
 			return reps, fmt.Errorf("%s: %w", m.label, err)
 		}
 		sess[k] = s
