@@ -8,7 +8,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	filterprocv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_proc/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/switchyard-llm/switchyard/internal/openai"
 	"github.com/switchyard-llm/switchyard/internal/route"
@@ -176,15 +175,17 @@ func (p *routerProc) finish(resp *extprocv3.ProcessingResponse, headersHeld bool
 	m.CostUSD.WithLabelValues(a.model, d.Target).Add(cost)
 	m.BaselineCostUSD.WithLabelValues(d.Target).Add(baseline)
 
-	resp.DynamicMetadata = namespaced(map[string]*structpb.Value{
-		"decision_id":      strValue(d.ID),
-		"model":            strValue(a.model),
-		"input_tokens":     numValue(float64(a.usage.InputTokens)),
-		"output_tokens":    numValue(float64(a.usage.OutputTokens)),
-		"tokens_estimated": boolValue(a.usage.Estimated),
-		"cost_usd":         numValue(cost),
-		"baseline_usd":     numValue(baseline),
-	})
+	// The decision's answer, which used p.md, was sent long before.
+	md := &p.md
+	md.reset()
+	md.str("decision_id", d.ID)
+	md.str("model", a.model)
+	md.num("input_tokens", float64(a.usage.InputTokens))
+	md.num("output_tokens", float64(a.usage.OutputTokens))
+	md.boolean("tokens_estimated", a.usage.Estimated)
+	md.num("cost_usd", cost)
+	md.num("baseline_usd", baseline)
+	setDynamicMetadata(resp, md.bytes())
 	if headersHeld && p.cfg().Accounting.CostHeader {
 		common := resp.GetResponseBody().GetResponse()
 		if common == nil {

@@ -63,7 +63,9 @@ func viaStruct(fields []metaField) *extprocv3.ProcessingResponse {
 		}
 	}
 	resp := continueBody(true, nil)
-	resp.DynamicMetadata = namespaced(m)
+	resp.DynamicMetadata = &structpb.Struct{Fields: map[string]*structpb.Value{
+		MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: m}),
+	}}
 	return resp
 }
 

@@ -2,14 +2,12 @@ package extproc
 
 import (
 	"strconv"
-	"strings"
 	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extprocv3 "github.com/envoyproxy/go-control-plane/envoy/service/ext_proc/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/switchyard-llm/switchyard/internal/openai"
 )
@@ -102,23 +100,6 @@ func errorResponse(httpStatus int, errType, code, message, decisionID string, md
 func internalError(decisionID string) *extprocv3.ProcessingResponse {
 	return errorResponse(500, openai.TypeServer, "internal_error",
 		"the gateway failed to process this request (decision "+decisionID+")", decisionID, nil)
-}
-
-// strValue makes s valid UTF-8 (see metaWriter): values can come from
-// upstream response headers.
-func strValue(s string) *structpb.Value {
-	return structpb.NewStringValue(strings.ToValidUTF8(s, "\uFFFD"))
-}
-
-func numValue(f float64) *structpb.Value { return structpb.NewNumberValue(f) }
-
-func boolValue(b bool) *structpb.Value { return structpb.NewBoolValue(b) }
-
-// namespaced wraps fields as dynamic metadata of the switchyard namespace.
-func namespaced(fields map[string]*structpb.Value) *structpb.Struct {
-	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		MetadataNamespace: structpb.NewStructValue(&structpb.Struct{Fields: fields}),
-	}}
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
