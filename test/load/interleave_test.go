@@ -58,10 +58,12 @@ func TestInterleavedCompare(t *testing.T) {
 		return func() {}, nil
 	}
 	const slice = 50 * time.Millisecond
+	t0 := time.Now()
 	reps, err := interleaved(context.Background(), runs, slice, start)
 	if err != nil {
 		t.Fatal(err)
 	}
+	window := time.Since(t0).Seconds()
 	if started != 2 {
 		t.Errorf("started %d servers, want 2", started)
 	}
@@ -72,11 +74,11 @@ func TestInterleavedCompare(t *testing.T) {
 		if got := srvs[k].streams.Load(); got != rep.Completed {
 			t.Errorf("%s: server saw %d streams, report counts %d: load went to the wrong server", rep.Label, got, rep.Completed)
 		}
-		// The measured time is the sum of this server's slices: its
-		// duration, not the whole interleaved window (plus the last
-		// requests' drain at the end of each slice).
-		if rep.ElapsedSec < 0.3 || rep.ElapsedSec > 0.6 {
-			t.Errorf("%s: measured %.3f s, want about 0.3 s", rep.Label, rep.ElapsedSec)
+		// The measured time is the sum of this server's slices: at least
+		// its duration, and well short of the whole window, which holds
+		// the other server's slices too.
+		if rep.ElapsedSec < 0.3 || rep.ElapsedSec > 0.75*window {
+			t.Errorf("%s: measured %.3f s of a %.3f s window, want its own slices (>= 0.3 s, about half)", rep.Label, rep.ElapsedSec, window)
 		}
 	}
 	// Six slices each in ABBA order: a, bb, aa, bb, aa, bb, a = 7 runs.
