@@ -364,7 +364,9 @@ func decodeHTTPTrailers(b []byte, t *extprocv3.HttpTrailers, m *corev3.HeaderMap
 
 // decodeHeaderMap decodes a HeaderMap: a first pass counts the entries (and
 // rejects any other field), so the HeaderValues are one slab and the
-// pointers one slice, 2 allocations whatever the number of headers.
+// pointers one slice: a pooled headerSlab for up to slabHeaders entries
+// (headerslab.go; Server.Process returns it after the answer), else 2
+// allocations whatever the number of headers.
 func decodeHeaderMap(b []byte, m *corev3.HeaderMap) bool {
 	n := 0
 	for i := 0; i < len(b); {
@@ -378,8 +380,17 @@ func decodeHeaderMap(b []byte, m *corev3.HeaderMap) bool {
 	if n == 0 {
 		return true
 	}
-	slab := make([]corev3.HeaderValue, n)
-	ptrs := make([]*corev3.HeaderValue, n)
+	var slab []corev3.HeaderValue
+	var ptrs []*corev3.HeaderValue
+	if n <= slabHeaders {
+		// On a decoding failure below the slab is dropped, not returned:
+		// the message then goes to protobuf-go, which resets it.
+		s := headerSlabs.Get().(*headerSlab)
+		slab, ptrs = s.vals[:n], s.ptrs[:n]
+	} else {
+		slab = make([]corev3.HeaderValue, n)
+		ptrs = make([]*corev3.HeaderValue, n)
+	}
 	k := 0
 	for i := 0; i < len(b); k++ {
 		// Tags and lengths were checked by the first pass.

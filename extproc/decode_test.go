@@ -529,9 +529,11 @@ func BenchmarkDecodeRequest(b *testing.B) {
 		b.Run(bc.name+"/codec", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := c.Unmarshal(data, new(extprocv3.ProcessingRequest)); err != nil {
+				req := new(extprocv3.ProcessingRequest)
+				if err := c.Unmarshal(data, req); err != nil {
 					b.Fatal(err)
 				}
+				releaseRequest(req) // as Server.Process does once the answer is sent
 			}
 		})
 	}

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
@@ -33,6 +34,9 @@ type fakeStream struct {
 	kindsOnly bool
 	kinds     []string
 	codec     encoding.CodecV2
+	// wire: Recv hands out what the server's codec decodes from each
+	// scripted message's bytes, as gRPC does, instead of the message.
+	wire bool
 }
 
 func newFakeStream(ctx context.Context, reqs ...*extprocv3.ProcessingRequest) *fakeStream {
@@ -53,6 +57,19 @@ func (f *fakeStream) Recv() (*extprocv3.ProcessingRequest, error) {
 	}
 	r := f.reqs[f.i]
 	f.i++
+	if f.wire {
+		// As gRPC does: the server's codec decodes the bytes into a new
+		// message (header maps in pooled slabs, which Process returns).
+		b, err := proto.Marshal(r)
+		if err != nil {
+			return r, nil // not encodable (a test's invalid message): as is
+		}
+		got := new(extprocv3.ProcessingRequest)
+		if err := f.codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, got); err != nil {
+			return nil, err
+		}
+		return got, nil
+	}
 	return r, nil
 }
 
@@ -158,6 +175,7 @@ func testRouter(t testing.TB, mutate func(*config.Config)) *route.Router {
 func run(t testing.TB, s *Server, reqs ...*extprocv3.ProcessingRequest) []*extprocv3.ProcessingResponse {
 	t.Helper()
 	fs := newFakeStream(context.Background(), reqs...)
+	fs.wire = true
 	if err := s.Process(fs); err != nil {
 		t.Fatalf("Process: %v", err)
 	}

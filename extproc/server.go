@@ -133,12 +133,15 @@ func (s *Server) Process(stream extprocv3.ExternalProcessor_ProcessServer) error
 		}
 		resp, err := s.handle(p, req)
 		if err != nil {
+			releaseRequest(req)
 			result = "error"
 			s.log.Warn("ending ext_proc stream", zap.String("role", p.role()),
 				zap.String("decision_id", p.decisionID()), zap.Error(err))
 			return err
 		}
-		if err := stream.Send(resp); err != nil {
+		err = stream.Send(resp) // serialises resp: nothing refers to req after this
+		releaseRequest(req)
+		if err != nil {
 			if status.Code(err) == codes.Canceled || ctx.Err() != nil {
 				result = "canceled"
 				return nil
