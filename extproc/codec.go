@@ -39,13 +39,22 @@ func newCodec() encoding.CodecV2 {
 // Name is "proto": the content-subtype on the wire does not change.
 func (codec) Name() string { return grpcproto.Name }
 
+// smallAnswer is gRPC's smallest buffer-pool tier (grpc/internal/mem).
+const smallAnswer = 256
+
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	m, ok := v.(vtMarshaler)
 	if !ok {
 		return c.fallback.Marshal(v)
 	}
+	// Answers above gRPC's smallest pool tier (256 bytes: the routed body
+	// answer, ~500 bytes) are pooled even below its 1 KiB threshold: the
+	// pool hands out a tier buffer large enough for mem.NewBuffer to pool,
+	// and the transport returns it once written. Allocation sets how often
+	// the collector runs. Smaller answers would get a 256-byte tier buffer
+	// that mem.NewBuffer does not pool, so they are allocated to size.
 	size := m.SizeVT()
-	if mem.IsBelowBufferPoolingThreshold(size) {
+	if size <= smallAnswer {
 		buf := make([]byte, size)
 		if _, err := m.MarshalToSizedBufferVTStrict(buf); err != nil {
 			return nil, fmt.Errorf("marshal %T: %w", v, err)
