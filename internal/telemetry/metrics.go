@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -201,19 +202,14 @@ func (m *Metrics) CountRequest(k RequestKey, labels func(RequestKey) [5]string) 
 	c.Inc()
 	m.requestsMu.Lock()
 	defer m.requestsMu.Unlock()
-	old := m.requests.Load()
-	n := 0
-	if old != nil {
-		n = len(*old)
-	}
-	if n >= maxRequestSeries {
-		return
-	}
-	next := make(map[RequestKey]prometheus.Counter, n+1)
-	if old != nil {
-		for k, v := range *old {
-			next[k] = v
+	var next map[RequestKey]prometheus.Counter
+	if old := m.requests.Load(); old != nil {
+		if len(*old) >= maxRequestSeries {
+			return
 		}
+		next = maps.Clone(*old)
+	} else {
+		next = make(map[RequestKey]prometheus.Counter, 1)
 	}
 	next[k] = c
 	m.requests.Store(&next)
