@@ -84,7 +84,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.run.msgTimeout, "msg-timeout", 200*time.Millisecond, "an answer slower than this is an error, as Envoy's message_timeout answers 504")
 	fs.DurationVar(&o.run.streamTimeout, "stream-timeout", 10*time.Second, "give up on a stream after this long")
 	fs.StringVar(&o.run.expect, "expect", expectRoute, "what a correct body answer is: route (x-switchyard-target + clear_route_cache) or continue")
-	fs.BoolVar(&o.run.fullDecode, "full-decode", false, "decode every answer completely, dynamic_metadata included (default: skip it, see codec.go)")
+	fs.BoolVar(&o.run.fullDecode, "full-decode", false, "decode every answer with protobuf-go, dynamic_metadata included (default: skip it and decode the expected answers by hand, see codec.go and answer.go)")
 	fs.BoolVar(&o.run.allowImmediate, "allow-immediate", false, "count immediate responses without calling them errors")
 	fs.StringVar(&o.sizes, "size", "2k", "body size class(es), comma separated: 1k, 2k, 8k, 64k or bytes")
 	fs.IntVar(&o.pool, "pool", 64, "distinct bodies per size class")
