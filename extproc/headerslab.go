@@ -20,10 +20,9 @@ import (
 // the message's own copy of its bytes, which is fresh for every message and
 // never written (decodeRequest); a slab is cleared when it is returned, so
 // it keeps no view of a message it no longer belongs to. No processor keeps
-// a *HeaderValue or a HeaderMap past its handler: requestHeaders copies the
-// values it keeps into the stream's own buffer, startResponse and the
-// upstream role keep strings (views of the message bytes), never pointers
-// to the structs.
+// a *HeaderValue or a HeaderMap past its handler: requestHeaders,
+// startResponse and the upstream role keep strings (views of the message
+// bytes), never pointers to the structs.
 
 // slabHeaders is the most headers a slab holds; a map with more gets
 // plain allocations, as before.

@@ -78,22 +78,20 @@ func (p *routerProc) requestHeaders(h *extprocv3.HttpHeaders) (*extprocv3.Proces
 		return errorResponse(431, openai.TypeInvalidRequest, "too_many_headers",
 			"the request has "+itoa(len(hv))+" headers; the limit is "+itoa(limits.MaxHeaders), p.id, nil), nil
 	}
-	// The values are copied into one fresh buffer per stream (one
-	// allocation instead of one per header) and read through strings
-	// that view it; the buffer is never written again.
+	// The values are read through strings that view the message's own
+	// bytes, which are fresh for every message and never written again:
+	// the server's codec copies each message once into a private buffer
+	// (decodeRequest's invariant), and protobuf-go, its fallback, copies
+	// every field. A copy here was a second one (600 B per request).
 	size := 0
-	for _, hdr := range hv {
-		size += len(hdr.GetKey()) + len(headerBytes(hdr))
-	}
-	vals := make([]byte, 0, size)
 	if cap(p.req.Headers) < len(hv) {
 		p.req.Headers = make([]route.Header, 0, len(hv))
 	}
 	for _, hdr := range hv {
 		key := strings.ToLower(hdr.GetKey()) // no copy when already lower-case
-		start := len(vals)
-		vals = append(vals, headerBytes(hdr)...)
-		val := unsafe.String(unsafe.SliceData(vals[start:]), len(vals)-start)
+		raw := headerBytes(hdr)
+		size += len(hdr.GetKey()) + len(raw)
+		val := unsafe.String(unsafe.SliceData(raw), len(raw))
 		switch {
 		case key == ":method":
 			p.req.Method = val
