@@ -101,3 +101,29 @@ func TestMembersRecorded(t *testing.T) {
 		t.Fatalf("member %q elems %d value %q", k, m.elems, body[m.valStart:m.valEnd])
 	}
 }
+
+// Reset skips the members readsMember rejects without parsing them, so
+// member must ignore every such key, whatever its value; and every key
+// readsMember accepts must matter to member for some value.
+func TestReadsMemberMatchesMember(t *testing.T) {
+	values := []string{`"s"`, `7`, `1.5`, `true`, `[1,2]`, `{"type":"t","include_usage":true,"format":{"type":"f"}}`}
+	keys := []string{"model", "stream", "max_tokens", "max_completion_tokens", "max_output_tokens", "user",
+		"tools", "functions", "response_format", "text", "stream_options", "messages", "input",
+		"temperature", "top_p", "n", "seed", "stop", "metadata", "Model", "model ", "prompt", "store"}
+	for _, key := range keys {
+		matters := false
+		for _, shape := range []Shape{ShapeChat, ShapeResponses, ShapeCompletions} {
+			for _, raw := range values {
+				var r Request
+				var rd memberReader
+				ok := rd.member(&r, shape, key, gjson.Parse(raw), -1)
+				if !ok || rd.err != nil || fmt.Sprintf("%#v", r) != fmt.Sprintf("%#v", Request{}) {
+					matters = true
+				}
+			}
+		}
+		if matters != readsMember(key) {
+			t.Errorf("key %q: member uses it %v, readsMember %v", key, matters, readsMember(key))
+		}
+	}
+}
