@@ -71,12 +71,28 @@ func (c *Cache[K, V]) ways(h uint64) (a, b *atomic.Pointer[entry[K, V]]) {
 }
 
 // Get returns the value stored for key (whose hash is h).
-func (c *Cache[K, V]) Get(h uint64, key K) (V, bool) {
+func (c *Cache[K, V]) Get(h uint64, key K) (V, bool) { return c.Load(h).Get(h, key) }
+
+// Set is the two entries of one set as loaded by Load: the first half of a
+// Get. A caller looking up several keys loads all their sets first, then
+// reads the entries, so that the slot reads and then the entry reads (each
+// usually a cache miss under load) overlap instead of queueing one behind
+// the other. Entries are immutable: a Set stays valid to read, at worst
+// missing a Put made after Load.
+type Set[K comparable, V any] struct{ a, b *entry[K, V] }
+
+// Load returns the set of hash h.
+func (c *Cache[K, V]) Load(h uint64) Set[K, V] {
 	a, b := c.ways(h)
-	if e := a.Load(); e != nil && e.hash == h && e.key == key {
+	return Set[K, V]{a.Load(), b.Load()}
+}
+
+// Get returns the value stored for key (whose hash is h) in the set.
+func (s Set[K, V]) Get(h uint64, key K) (V, bool) {
+	if e := s.a; e != nil && e.hash == h && e.key == key {
 		return e.val, true
 	}
-	if e := b.Load(); e != nil && e.hash == h && e.key == key {
+	if e := s.b; e != nil && e.hash == h && e.key == key {
 		return e.val, true
 	}
 	var zero V

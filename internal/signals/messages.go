@@ -107,24 +107,6 @@ func newMessageCache(size int) (*messageCache, error) {
 
 func (c *messageCache) size() int { return c.c.Size() }
 
-// scanMessage fills out with the scan of one message's text, from the
-// cache when it can. It reports whether the cache was consulted and hit.
-func (e *Engine) scanMessage(text []byte, out *messageScan) (looked, hit bool) {
-	c := e.messages
-	if c == nil || len(text) < minCachedMessage || len(text) >= maxCachedMessage {
-		e.scanMessageText(text, out)
-		return false, false
-	}
-	h := maphash.Bytes(c.seed, text)
-	if v, ok := c.c.Get(h, struct{}{}); ok {
-		v.unpack(out)
-		return true, true
-	}
-	e.scanMessageText(text, out)
-	c.c.Put(h, struct{}{}, pack(out))
-	return true, false
-}
-
 func (e *Engine) scanMessageText(text []byte, out *messageScan) {
 	out.cx = complexityScan{}
 	out.cx.scan(text)
@@ -142,21 +124,59 @@ type messageTotals struct {
 	hits, misses int // message cache lookups
 }
 
+// lookupBatch is how many messages' cache sets scanMessages loads before
+// it reads any entry.
+const lookupBatch = 16
+
 // scanMessages scans (or looks up) every message of x and combines them as
 // ComplexityOf does.
+//
+// The cache is read in three passes per batch of messages: hash each
+// cacheable message and load its set, then read the entries, then scan
+// the misses and combine. A lookup is two dependent cache misses (slot,
+// entry; 2.2 µs per request under the 2 KB closed loop); done one message
+// at a time, each waited behind the previous message's work.
 func (e *Engine) scanMessages(x *Extraction, t *messageTotals) {
+	c := e.messages
 	var m messageScan
-	for i, sg := range x.segs {
-		looked, hit := e.scanMessage(x.Text[sg.start:sg.end], &m)
-		if looked {
-			if hit {
-				t.hits++
-			} else {
-				t.misses++
+	for base := 0; base < len(x.segs); base += lookupBatch {
+		segs := x.segs[base:min(len(x.segs), base+lookupBatch)]
+		var (
+			hs     [lookupBatch]uint64
+			sets   [lookupBatch]setcache.Set[struct{}, cachedScan]
+			vals   [lookupBatch]cachedScan
+			looked [lookupBatch]bool
+			hit    [lookupBatch]bool
+		)
+		if c != nil {
+			for k, sg := range segs {
+				if n := sg.end - sg.start; n >= minCachedMessage && n < maxCachedMessage {
+					hs[k] = maphash.Bytes(c.seed, x.Text[sg.start:sg.end])
+					sets[k] = c.c.Load(hs[k])
+					looked[k] = true
+				}
+			}
+			for k := range segs {
+				if looked[k] {
+					vals[k], hit[k] = sets[k].Get(hs[k], struct{}{})
+				}
 			}
 		}
-		t.pii.Add(&m.pii)
-		t.inj |= m.inj
-		combineComplexity(x, i, sg, &m.cx, &t.ask, &t.hist)
+		for k, sg := range segs {
+			switch {
+			case hit[k]:
+				vals[k].unpack(&m)
+				t.hits++
+			case looked[k]:
+				e.scanMessageText(x.Text[sg.start:sg.end], &m)
+				c.c.Put(hs[k], struct{}{}, pack(&m))
+				t.misses++
+			default:
+				e.scanMessageText(x.Text[sg.start:sg.end], &m)
+			}
+			t.pii.Add(&m.pii)
+			t.inj |= m.inj
+			combineComplexity(x, base+k, sg, &m.cx, &t.ask, &t.hist)
+		}
 	}
 }

@@ -118,6 +118,48 @@ func TestMessageCacheGivesSameSignals(t *testing.T) {
 	}
 }
 
+// A conversation longer than one lookup batch (scanMessages reads the
+// cache lookupBatch messages at a time): complexity, cache off, cold and
+// warm, is what ComplexityOf computes message by message on its own, and
+// PII is counted in every batch.
+func TestLongConversationAcrossLookupBatches(t *testing.T) {
+	var turns []string
+	for i := range 3*lookupBatch + 5 {
+		role := []string{"user", "assistant"}[i%2]
+		text := fmt.Sprintf("Turn %d: please review step %d of the migration plan and list what could fail. ", i, i)
+		if i%3 == 0 {
+			text += strings.Repeat("The rollout touches billing, search and the mobile clients in that order. ", 2)
+		}
+		if i%7 == 0 {
+			text += fmt.Sprintf("Contact owner%d@example.com about it.\n```sql\nSELECT * FROM plan WHERE step = %d;\n```\n", i, i)
+		}
+		turns = append(turns, role, text)
+	}
+	// The last user turn (the ask) is short and plain; messages after the
+	// first batch are code-heavy history, so mixing them up shows.
+	turns = append(turns, "user", "Which step is riskiest?")
+	body := chatJSON(t, turns...)
+	var x Extraction
+	x.Extract(mustParse(t, body, openai.ShapeChat), 1<<20)
+	want, _ := ComplexityOf(&x)
+	on, off := cacheEngines(t, &recorder{})
+	for name, e := range map[string]*Engine{"no cache": off, "cache cold": on, "cache warm": on} {
+		s := computeBody(t, e, body)
+		if s.Complexity != want {
+			t.Errorf("%s: complexity %v, ComplexityOf %v", name, s.Complexity, want)
+		}
+		emails := 0
+		for _, f := range s.PII {
+			if f.Type == pii.Email {
+				emails = f.Count
+			}
+		}
+		if wantEmails := (3*lookupBatch + 5 + 6) / 7; emails != wantEmails {
+			t.Errorf("%s: %d emails, want %d", name, emails, wantEmails)
+		}
+	}
+}
+
 // TestSignalsCombineMessages: PII counts add up over messages, injection
 // heuristics are their union, complexity sees the history.
 func TestSignalsCombineMessages(t *testing.T) {
